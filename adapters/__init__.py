@@ -1,0 +1,1 @@
+"""Cowork: platform adapters and the neutral chat model."""

@@ -1,0 +1,1 @@
+"""Cowork: the bot layer."""

@@ -1,0 +1,1 @@
+"""Cowork: the durable task runner."""

@@ -1,0 +1,241 @@
+"""The database connection and its group commit.
+
+Every read and write of a process goes through one `Database`: a dedicated
+thread owns one connection, takes the units of work queued by coroutines, runs
+all that are waiting in one transaction and commits once (group commit), then
+wakes each caller with its own result. Each unit is still atomic and durable
+when its caller resumes; the event loop never blocks on the database; and many
+concurrent checkpoints cost one fsync instead of one each.
+
+Inserts whose ids nobody needs (events, outbox rows) are buffered in the unit
+of work and written with one executemany per table at commit time.
+
+SQLite runs in WAL mode with synchronous=NORMAL: a committed transaction
+survives a crash of the process (not of the operating system, which is what
+synchronous=FULL would add). Writers start with BEGIN IMMEDIATE so several
+processes on one file queue on the lock instead of failing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, Table, create_engine, event, insert
+from sqlalchemy.engine import make_url
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+DEFAULT_URL = "sqlite:///cowork.db"
+MAX_BATCH = 256
+
+
+def normalize_url(url: str) -> str:
+    """Accept the URLs operators write (postgres://, postgresql://) and pick psycopg 3."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def is_sqlite(url: str) -> bool:
+    return normalize_url(url).startswith("sqlite")
+
+
+def make_engine(url: str) -> Engine:
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        path = make_url(url).database
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=4)
+
+
+def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+@dataclass
+class Tx:
+    """One transaction as a unit of work sees it."""
+
+    conn: Connection
+    pending: dict[Table, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def insert_later(self, table: Table, row: dict[str, Any]) -> None:
+        self.pending.setdefault(table, []).append(row)
+
+    def flush(self) -> None:
+        for table, rows in self.pending.items():
+            if rows:
+                self.conn.execute(insert(table), rows)
+        self.pending.clear()
+
+
+@dataclass
+class _Job:
+    fn: Callable[[Tx], Any]
+    loop: asyncio.AbstractEventLoop | None
+    future: asyncio.Future[Any] | None
+    done: threading.Event | None = None
+    result: Any = None
+    error: BaseException | None = None
+
+
+_STOP = object()
+
+
+class Database:
+    def __init__(self, url: str = DEFAULT_URL):
+        self.url = normalize_url(url)
+        self.engine = make_engine(self.url)
+        self.sqlite = self.url.startswith("sqlite")
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.batches = 0
+        self.units = 0
+
+    # -- public API -------------------------------------------------------
+
+    async def run(self, fn: Callable[[Tx], T]) -> T:
+        """Run `fn` in a transaction on the database thread; committed on return."""
+        self._ensure_thread()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Job(fn, loop, fut))
+        return await fut
+
+    def run_sync(self, fn: Callable[[Tx], T]) -> T:
+        """The same, for code outside the event loop (the CLI, tests, threads)."""
+        self._ensure_thread()
+        job = _Job(fn, None, None, threading.Event())
+        self._queue.put(job)
+        assert job.done is not None
+        job.done.wait()
+        if job.error is not None:
+            raise job.error
+        return job.result  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._thread is not None:
+                self._queue.put(_STOP)
+                self._thread.join(timeout=10)
+                self._thread = None
+        self.engine.dispose()
+
+    # -- the database thread ---------------------------------------------
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._loop, name="cowork-db", daemon=True)
+                    self._thread.start()
+
+    def _loop(self) -> None:
+        conn: Connection | None = None
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                break
+            jobs = [first]
+            while len(jobs) < MAX_BATCH:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    self._queue.put(_STOP)
+                    break
+                jobs.append(nxt)
+            try:
+                if conn is None or conn.closed or conn.invalidated:
+                    conn = self.engine.connect()
+                self._run_batch(conn, jobs)
+            except Exception as e:  # the connection itself failed (database down)
+                log.warning("database unavailable: %s", e)
+                for job in jobs:
+                    self._finish(job, None, e)
+                if conn is not None:
+                    try:
+                        conn.close()
+                    except Exception:
+                        pass
+                conn = None
+        if conn is not None:
+            conn.close()
+
+    def _run_batch(self, conn: Connection, jobs: list[_Job]) -> None:
+        self.batches += 1
+        self.units += len(jobs)
+        if len(jobs) > 1:
+            try:
+                results = self._transaction(conn, [j.fn for j in jobs])
+            except Exception:
+                pass  # one unit failed: run each alone, so each gets its own outcome
+            else:
+                for job, res in zip(jobs, results, strict=True):
+                    self._finish(job, res, None)
+                return
+        for job in jobs:
+            try:
+                (res,) = self._transaction(conn, [job.fn])
+            except Exception as e:
+                if _connection_lost(conn):
+                    raise
+                self._finish(job, None, e)
+            else:
+                self._finish(job, res, None)
+
+    @staticmethod
+    def _transaction(conn: Connection, fns: list[Callable[[Tx], Any]]) -> list[Any]:
+        tx = Tx(conn)
+        with conn.begin():
+            results = [fn(tx) for fn in fns]
+            tx.flush()
+        return results
+
+    @staticmethod
+    def _finish(job: _Job, result: Any, error: BaseException | None) -> None:
+        if job.done is not None:
+            job.result, job.error = result, error
+            job.done.set()
+            return
+        assert job.loop is not None and job.future is not None
+        fut = job.future
+
+        def settle() -> None:
+            if fut.done():
+                return
+            if error is not None:
+                fut.set_exception(error)
+            else:
+                fut.set_result(result)
+
+        try:
+            job.loop.call_soon_threadsafe(settle)
+        except RuntimeError:
+            pass  # the loop is closed: nobody is waiting any more
+
+
+def _connection_lost(conn: Connection) -> bool:
+    return bool(conn.closed or conn.invalidated)

@@ -1,0 +1,268 @@
+"""The engine: claims runnable tasks under a lease and carries each one forward.
+
+A worker's turn on a task plans it if needed, runs every ready step
+concurrently (bounded per task and per process), checkpoints each outcome, and
+ends by handing the task back: finished, waiting for a person, paused, or
+sleeping until a timer or retry is due. Nothing is held while a task waits.
+The decisions (which steps are ready, retry or not, over budget or not) are
+pure functions from `tasks.plans`, `tasks.retry` and `tasks.budgets`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from tasks.budgets import Budget, Usage, over_budget
+from tasks.checkpoints import Checkpoints
+from tasks.clock import utcnow
+from tasks.models import Task
+from tasks.plans import PlanError, parse_plan
+from tasks.policy import Policy
+from tasks.states import IllegalTransition, TaskState
+from tasks.steps import StepRunner, TurnState
+from tasks.store import LeaseLost, NotFound, Store, TaskView
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PlanDraft:
+    plan: dict[str, Any]
+    tokens: int = 0
+    cost: float = 0.0
+
+
+class Planner(Protocol):
+    async def plan(self, task: Task, known_skills: list[str], rules: Any) -> PlanDraft: ...
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    name: str = ""
+    max_tasks: int = 64
+    max_steps: int = 128
+    steps_per_task: int = 8
+    lease_seconds: float = 30.0
+    claim_batch: int = 64
+    poll_seconds: float = 1.0
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Engine:
+    def __init__(
+        self,
+        store: Store,
+        registry: Any,
+        planner: Planner,
+        *,
+        policy: Policy | None = None,
+        services: Mapping[str, Any] | None = None,
+        config: EngineConfig | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ):
+        self.store = store
+        self.checkpoints = Checkpoints(store)
+        self.registry = registry
+        self.planner = planner
+        self.policy = policy or Policy()
+        self.services = dict(services or {})
+        self.config = config or EngineConfig()
+        self.name = self.config.name or worker_name()
+        self.clock = clock
+        self.step_slots = asyncio.Semaphore(self.config.max_steps)
+        self.steps = StepRunner(self)
+        self._running: dict[int, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+        self.turns = 0
+
+    # -- the claim loop -------------------------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Claim and run tasks until `stop` is set; renews leases meanwhile."""
+        renewer = asyncio.create_task(self._renew_loop(stop))
+        try:
+            while not stop.is_set():
+                got = await self._claim_and_start()
+                if got:
+                    continue
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.config.poll_seconds)
+        finally:
+            renewer.cancel()
+            await self._cancel_all()
+
+    async def drain(self, rounds: int = 1000) -> int:
+        """Burst mode: run every task that is runnable now, until none is; return turns taken."""
+        before = self.turns
+        for _ in range(rounds):
+            if not await self._claim_and_start() and not self._running:
+                break
+            if self._running:
+                await asyncio.wait(list(self._running.values()), return_when=asyncio.FIRST_COMPLETED)
+        await self.wait_idle()
+        return self.turns - before
+
+    async def wait_idle(self) -> None:
+        while self._running:
+            await asyncio.gather(*self._running.values(), return_exceptions=True)
+
+    async def _claim_and_start(self) -> int:
+        room = self.config.max_tasks - len(self._running)
+        if room <= 0:
+            return 0
+        try:
+            ids = await self.store.claim(self.name, min(room, self.config.claim_batch),
+                                         self.config.lease_seconds, self.clock())  # fmt: skip
+        except Exception as e:
+            log.warning("claim failed: %s", e)
+            await asyncio.sleep(self.config.poll_seconds)
+            return 0
+        for task_id in ids:
+            t = asyncio.create_task(self._turn(task_id), name=f"task-{task_id}")
+            self._running[task_id] = t
+            t.add_done_callback(lambda _t, i=task_id: self._running.pop(i, None))
+        return len(ids)
+
+    async def _renew_loop(self, stop: asyncio.Event) -> None:
+        period = self.config.lease_seconds / 3
+        while not stop.is_set():
+            await asyncio.sleep(period)
+            held = list(self._running)
+            try:
+                lost = await self.store.renew(self.name, held, self.config.lease_seconds, self.clock())
+            except Exception as e:
+                log.warning("lease renewal failed: %s", e)
+                continue
+            for task_id in lost:
+                log.warning("lost lease on task %s; stopping its turn", task_id)
+                t = self._running.get(task_id)
+                if t:
+                    t.cancel()
+
+    async def _cancel_all(self) -> None:
+        for t in list(self._running.values()):
+            t.cancel()
+        await asyncio.gather(*self._running.values(), return_exceptions=True)
+
+    # -- one turn on one task ---------------------------------------------------
+
+    async def _turn(self, task_id: int) -> None:
+        self.turns += 1
+        try:
+            await self.run_turn(task_id)
+        except (LeaseLost, IllegalTransition, NotFound) as e:
+            log.info("task %s: turn ended: %s", task_id, e)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("task %s: turn crashed; the lease will lapse and it will be retried", task_id)
+
+    async def run_turn(self, task_id: int) -> None:
+        view = await self.store.view(task_id)
+        task = view.task
+        if task.lease_holder != self.name:
+            return
+        rules = self.policy.rules_for(task.platform, task.tenant, _channel(task))
+        if task.state in (TaskState.QUEUED, TaskState.PLANNING):
+            if not await self._plan(task, rules):
+                return
+            view = await self.store.view(task_id)
+        await self._run_steps(view, rules)
+
+    async def _plan(self, task: Task, rules: Any) -> bool:
+        assert task.id is not None
+        now = self.clock()
+        if task.state == TaskState.QUEUED:
+            await self.checkpoints.start_planning(task.id, self.name, now)
+        try:
+            draft = await self.planner.plan(task, self.registry.names(), rules)
+            plan = parse_plan(draft.plan, self.registry.names()).to_json()
+            if "timeout_seconds" in draft.plan:
+                plan["timeout_seconds"] = draft.plan["timeout_seconds"]
+        except PlanError as e:
+            await self.checkpoints.finish(task.id, self.name, TaskState.FAILED, self.clock(),
+                                          error=f"could not plan: {e}")  # fmt: skip
+            return False
+        await self.checkpoints.save_plan(task.id, self.name, plan, self.clock())
+        return True
+
+    async def _run_steps(self, view: TaskView, rules: Any) -> None:
+        task = view.task
+        assert task.id is not None
+        turn = TurnState.from_view(view)
+        budget = Budget.from_json(task.budget) if task.budget else rules.budget
+        running: dict[asyncio.Task[None], str] = {}
+        stop_reason: tuple[str, str] | None = None
+        while True:
+            now = self.clock()
+            if stop_reason is None:
+                stop_reason = await self._limits(task, turn, budget, rules, now)
+            if stop_reason is None:
+                await self.steps.cancel_blocked(task, turn, now)
+                room = self.config.steps_per_task - len(running)
+                for key in turn.ready(now, exclude=running.values())[: max(0, room)]:
+                    t = asyncio.create_task(self.steps.run(task, view, turn, key, rules))
+                    running[t] = key
+            if not running:
+                break
+            done, _ = await asyncio.wait(list(running), return_when=asyncio.FIRST_COMPLETED)
+            for t in done:
+                running.pop(t)
+                t.result()  # LeaseLost and the like end the turn
+        await self._conclude(task, turn, stop_reason)
+
+    async def _limits(self, task: Task, turn: TurnState, budget: Budget, rules: Any,
+                      now: datetime) -> tuple[str, str] | None:  # fmt: skip
+        timeout = (task.plan or {}).get("timeout_seconds")
+        if timeout and task.started_at and (now - task.started_at).total_seconds() > float(timeout):
+            return TaskState.FAILED.value, f"timed out after {float(timeout):.0f}s"
+        usage = Usage(steps=turn.steps_run, tokens=turn.tokens, dollars=turn.cost, started_at=task.started_at)
+        reason = over_budget(budget, usage, now)
+        if reason is None and rules.person_daily_dollars is not None:
+            spent = await self.checkpoints.spent_today(task.platform, task.requester, now)
+            if spent >= rules.person_daily_dollars:
+                reason = f"daily budget of ${rules.person_daily_dollars:.2f} for {task.requester} reached"
+        return (TaskState.PAUSED.value, reason) if reason else None
+
+    async def _conclude(self, task: Task, turn: TurnState, stop: tuple[str, str] | None) -> None:
+        assert task.id is not None
+        now = self.clock()
+        cp = self.checkpoints
+        if stop is not None and not turn.all_done():
+            target, reason = stop
+            if target == TaskState.FAILED:
+                await cp.finish(task.id, self.name, target, now, error=reason)
+            else:
+                await cp.finish(task.id, self.name, target, now, reason=reason)
+            return
+        failed = turn.failed()
+        if failed:
+            key, error = failed
+            await cp.finish(task.id, self.name, TaskState.FAILED, now, error=f"step {key} failed: {error}")
+        elif turn.all_done():
+            await cp.finish(task.id, self.name, TaskState.SUCCEEDED, now)
+        elif turn.waiting_for_person():
+            await cp.finish(task.id, self.name, TaskState.WAITING, now)
+        else:
+            await cp.finish(task.id, self.name, TaskState.RUNNING, now, run_after=turn.next_wake())
+
+
+def _channel(task: Task) -> str:
+    return str((task.conversation or {}).get("channel", ""))
+
+

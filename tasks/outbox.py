@@ -1,0 +1,147 @@
+"""The outbox, as the delivery loop sees it: claim due rows, coalesce card
+updates, record what the platform answered.
+
+A claimed row is `sending` until its claim lapses, so several delivery loops
+(several web processes) never send the same row at once, and never two rows of
+the same card at once. Older pending updates of a card are superseded by the
+newest one (the card is rendered from the task's current state when sent, so
+the latest state always wins and the final state is never dropped).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from tasks.db import Tx
+from tasks.models import Card, Outbox
+from tasks.store import OUTBOX, Store, _row
+
+CARD = Card.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Claimed:
+    row: Outbox
+    message: dict[str, Any] | None  # the card's platform message, when it was posted before
+
+
+class Outboxes:
+    def __init__(self, store: Store):
+        self.store = store
+        self.db = store.db
+
+    async def exists(self, idempotency_key: str) -> bool:
+        def q(tx: Tx) -> bool:
+            return tx.conn.execute(
+                select(OUTBOX.c.id).where(OUTBOX.c.idempotency_key == idempotency_key)
+            ).first() is not None
+
+        return await self.db.run(q)
+
+    async def claim(self, now: datetime, limit: int = 50, hold_seconds: float = 60.0) -> list[Claimed]:
+        return await self.db.run(lambda tx: self._claim(tx, now, limit, hold_seconds))
+
+    def _claim(self, tx: Tx, now: datetime, limit: int, hold: float) -> list[Claimed]:
+        busy = {
+            k for (k,) in tx.conn.execute(
+                select(OUTBOX.c.card_key).where(OUTBOX.c.state == "sending",
+                                                OUTBOX.c.next_attempt_at > now,
+                                                OUTBOX.c.card_key.is_not(None))
+            )
+        }  # fmt: skip
+        due = tx.conn.execute(
+            select(OUTBOX)
+            .where(OUTBOX.c.state.in_(["pending", "sending"]), OUTBOX.c.next_attempt_at <= now)
+            .order_by(OUTBOX.c.id)
+            .limit(limit * 4)
+            .with_for_update(skip_locked=True)
+        ).all()
+        newest: dict[str, Any] = {}
+        for r in due:
+            if r.card_key:
+                newest[r.card_key] = r
+        chosen, superseded = [], []
+        for r in due:
+            if r.card_key and (r.card_key in busy or newest[r.card_key].id != r.id):
+                if r.card_key not in busy:
+                    superseded.append(r.id)
+                continue
+            chosen.append(r)
+            if len(chosen) >= limit:
+                break
+        if superseded:
+            tx.conn.execute(update(OUTBOX).where(OUTBOX.c.id.in_(superseded)).values(state="superseded"))
+        if not chosen:
+            return []
+        ids = [r.id for r in chosen]
+        tx.conn.execute(
+            update(OUTBOX).where(OUTBOX.c.id.in_(ids)).values(
+                state="sending", attempts=OUTBOX.c.attempts + 1,
+                next_attempt_at=now + timedelta(seconds=hold))
+        )  # fmt: skip
+        keys = [r.card_key for r in chosen if r.card_key]
+        cards = {
+            c.card_key: c.message
+            for c in tx.conn.execute(select(CARD).where(CARD.c.card_key.in_(keys)))
+        } if keys else {}  # fmt: skip
+        out = []
+        for r in chosen:
+            row = _row(Outbox, r)
+            row.attempts += 1
+            out.append(Claimed(row, cards.get(r.card_key) if r.card_key else None))
+        return out
+
+    async def sent(self, outbox_id: int, message: dict[str, Any] | None, now: datetime) -> None:
+        def q(tx: Tx) -> None:
+            r = tx.conn.execute(
+                update(OUTBOX).where(OUTBOX.c.id == outbox_id)
+                .values(state="sent", sent_at=now, message=message, error=None)
+                .returning(OUTBOX.c.card_key, OUTBOX.c.platform)
+            ).first()  # fmt: skip
+            if r is not None and r.card_key and message is not None:
+                ins = (sqlite_insert if self.db.sqlite else pg_insert)(CARD).values(
+                    card_key=r.card_key, platform=r.platform, message=message, updated_at=now
+                )
+                tx.conn.execute(ins.on_conflict_do_update(
+                    index_elements=["card_key"], set_={"message": message, "updated_at": now}))  # fmt: skip
+
+        await self.db.run(q)
+
+    async def failed(self, outbox_id: int, error: str, now: datetime, *, retry_at: datetime | None) -> None:
+        """A failed delivery: try again at `retry_at`, or (None) mark it undeliverable."""
+        values: dict[str, Any] = {"error": error[:2000]}
+        if retry_at is None:
+            values["state"] = "dead"
+        else:
+            values.update(state="pending", next_attempt_at=retry_at)
+        await self.db.run(
+            lambda tx: tx.conn.execute(update(OUTBOX).where(OUTBOX.c.id == outbox_id).values(**values))
+        )
+
+    async def stats(self) -> dict[str, int]:
+        def q(tx: Tx) -> dict[str, int]:
+            rows = tx.conn.execute(select(OUTBOX.c.state, func.count()).group_by(OUTBOX.c.state))
+            return {str(s): int(n) for s, n in rows}
+
+        return await self.db.run(q)
+
+    async def rows(self, task_id: int | None = None) -> list[Outbox]:
+        def q(tx: Tx) -> list[Outbox]:
+            stmt = select(OUTBOX).order_by(OUTBOX.c.id)
+            if task_id is not None:
+                stmt = stmt.where(and_(OUTBOX.c.task_id == task_id))
+            return [_row(Outbox, r) for r in tx.conn.execute(stmt)]
+
+        return await self.db.run(q)
+
+    async def card_message(self, key: str) -> dict[str, Any] | None:
+        def q(tx: Tx) -> dict[str, Any] | None:
+            return tx.conn.execute(select(CARD.c.message).where(CARD.c.card_key == key)).scalar()  # type: ignore[no-any-return]
+
+        return await self.db.run(q)

@@ -1,0 +1,47 @@
+"""Retry decisions: pure functions of the attempt count, the error and time."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 3
+    base: float = 0.5
+    cap: float = 60.0
+
+
+@dataclass(frozen=True)
+class RetryDecision:
+    retry: bool
+    at: datetime | None = None
+    reason: str = ""
+
+
+def backoff(attempt: int, policy: RetryPolicy, rand: float) -> float:
+    """Exponential backoff with full jitter: uniform in [base*2^(n-1)/2, base*2^(n-1)]."""
+    ceiling = min(policy.cap, policy.base * (2 ** max(0, attempt - 1)))
+    return ceiling / 2 + (ceiling / 2) * rand
+
+
+def decide_retry(
+    attempt: int,
+    policy: RetryPolicy,
+    *,
+    retryable: bool,
+    now: datetime,
+    retry_after: float | None = None,
+    rand: float | None = None,
+) -> RetryDecision:
+    """After failed attempt number `attempt` (1-based): try again, and when?"""
+    if not retryable:
+        return RetryDecision(False, reason="not retryable")
+    if attempt >= policy.max_attempts:
+        return RetryDecision(False, reason=f"gave up after {attempt} attempts")
+    delay = backoff(attempt, policy, random.random() if rand is None else rand)
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return RetryDecision(True, at=now + timedelta(seconds=delay))

@@ -1,0 +1,341 @@
+"""The store: every read and write of task records, as units of work.
+
+Each public method is one transaction on the `Database` thread. Writes by a
+worker carry a fence (the lease holder): a worker that lost its lease can no
+longer change the task. Every state change writes its event row and, where a
+person should see it, an outbox row, in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from tasks.clock import utcnow
+from tasks.db import Database, Tx
+from tasks.models import Approval, Event, Outbox, Step, Task
+from tasks.states import CLAIMABLE, IllegalTransition, TaskState, check_transition, sources_for
+
+TASK = Task.__table__  # type: ignore[attr-defined]
+STEP = Step.__table__  # type: ignore[attr-defined]
+APPROVAL = Approval.__table__  # type: ignore[attr-defined]
+EVENT = Event.__table__  # type: ignore[attr-defined]
+OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
+
+
+class LeaseLost(Exception):
+    """This worker no longer holds the task (another took it over, or it was stopped)."""
+
+
+class NotFound(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class NewTask:
+    platform: str
+    tenant: str
+    dedupe_key: str
+    requester: str
+    conversation: dict[str, Any] | None
+    text: str = ""
+    requester_name: str = ""
+    playbook: str | None = None
+    params: dict[str, Any] | None = None
+    budget: dict[str, Any] | None = None
+
+
+@dataclass
+class TaskView:
+    task: Task
+    steps: list[Step]
+    approvals: list[Approval] = field(default_factory=list)
+
+    def step(self, key: str) -> Step:
+        for s in self.steps:
+            if s.key == key:
+                return s
+        raise KeyError(key)
+
+
+def _row(model: type[Any], row: Any) -> Any:
+    return model(**dict(row._mapping))
+
+
+def card_key(task_id: int) -> str:
+    return f"task:{task_id}"
+
+
+def event_row(task_id: int | None, actor: str, kind: str, now: datetime, **detail: Any) -> dict[str, Any]:
+    return {"task_id": task_id, "at": now, "actor": actor, "kind": kind, "detail": detail or None}
+
+
+def outbox_row(
+    *,
+    task_id: int | None,
+    platform: str,
+    kind: str,
+    conversation: dict[str, Any] | None,
+    now: datetime,
+    card_key: str | None = None,
+    payload: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "task_id": task_id,
+        "platform": platform,
+        "kind": kind,
+        "card_key": card_key,
+        "conversation": conversation,
+        "payload": payload or {},
+        "idempotency_key": idempotency_key,
+        "state": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+
+
+def card_update(tx: Tx, task_id: int, platform: str, conversation: dict[str, Any] | None, now: datetime) -> None:
+    """Queue a refresh of the task's card (rendered from the task's state when delivered)."""
+    if conversation:
+        tx.insert_later(
+            OUTBOX,
+            outbox_row(
+                task_id=task_id, platform=platform, kind="task_card", conversation=conversation,
+                now=now, card_key=card_key(task_id), payload={"task_id": task_id},
+            ),
+        )  # fmt: skip
+
+
+class Store:
+    def __init__(self, db: Database):
+        self.db = db
+
+    # -- intake -----------------------------------------------------------
+
+    async def create_task(self, new: NewTask, now: datetime | None = None) -> tuple[int, bool]:
+        """Insert a task once per (platform, tenant, dedupe key): (id, created?)."""
+        return await self.db.run(lambda tx: self._create(tx, new, now or utcnow()))
+
+    def _create(self, tx: Tx, new: NewTask, now: datetime) -> tuple[int, bool]:
+        values = {
+            "platform": new.platform, "tenant": new.tenant, "dedupe_key": new.dedupe_key,
+            "requester": new.requester, "requester_name": new.requester_name,
+            "conversation": new.conversation, "text": new.text, "playbook": new.playbook,
+            "params": new.params, "budget": new.budget, "state": TaskState.QUEUED.value,
+            "created_at": now, "updated_at": now, "run_after": now, "tokens": 0, "cost": 0.0,
+            "steps_run": 0, "version": 0,
+        }  # fmt: skip
+        ins = (pg_insert if not self.db.sqlite else sqlite_insert)(TASK).values(**values)
+        ins = ins.on_conflict_do_nothing(index_elements=["platform", "tenant", "dedupe_key"])
+        new_id = tx.conn.execute(ins.returning(TASK.c.id)).scalar()
+        if new_id is None:
+            existing = tx.conn.execute(
+                select(TASK.c.id).where(
+                    TASK.c.platform == new.platform,
+                    TASK.c.tenant == new.tenant,
+                    TASK.c.dedupe_key == new.dedupe_key,
+                )
+            ).scalar_one()
+            return int(existing), False
+        tx.insert_later(
+            EVENT, event_row(new_id, new.requester, "task.created", now, text=new.text[:500],
+                             playbook=new.playbook),
+        )  # fmt: skip
+        card_update(tx, new_id, new.platform, new.conversation, now)
+        return int(new_id), True
+
+    # -- reads ------------------------------------------------------------
+
+    async def get_task(self, task_id: int) -> Task | None:
+        return await self.db.run(lambda tx: self._get_task(tx, task_id))
+
+    @staticmethod
+    def _get_task(tx: Tx, task_id: int) -> Task | None:
+        row = tx.conn.execute(select(TASK).where(TASK.c.id == task_id)).first()
+        return _row(Task, row) if row else None
+
+    async def view(self, task_id: int) -> TaskView:
+        return await self.db.run(lambda tx: self._view(tx, task_id))
+
+    def view_sync(self, task_id: int) -> TaskView:
+        return self.db.run_sync(lambda tx: self._view(tx, task_id))
+
+    def _view(self, tx: Tx, task_id: int) -> TaskView:
+        task = self._get_task(tx, task_id)
+        if task is None:
+            raise NotFound(f"no task {task_id}")
+        steps = tx.conn.execute(
+            select(STEP).where(STEP.c.task_id == task_id).order_by(STEP.c.position)
+        ).all()
+        approvals = tx.conn.execute(
+            select(APPROVAL).where(APPROVAL.c.task_id == task_id).order_by(APPROVAL.c.id)
+        ).all()
+        return TaskView(task, [_row(Step, r) for r in steps], [_row(Approval, r) for r in approvals])
+
+    async def list_tasks(
+        self,
+        *,
+        limit: int = 20,
+        states: Sequence[str] | None = None,
+        requester: str | None = None,
+        platform: str | None = None,
+        tenant: str | None = None,
+    ) -> list[Task]:
+        def q(tx: Tx) -> list[Task]:
+            stmt = select(TASK).order_by(TASK.c.id.desc()).limit(limit)
+            if states:
+                stmt = stmt.where(TASK.c.state.in_(list(states)))
+            if requester:
+                stmt = stmt.where(TASK.c.requester == requester)
+            if platform:
+                stmt = stmt.where(TASK.c.platform == platform)
+            if tenant is not None:
+                stmt = stmt.where(TASK.c.tenant == tenant)
+            return [_row(Task, r) for r in tx.conn.execute(stmt)]
+
+        return await self.db.run(q)
+
+    async def events(self, task_id: int | None = None, *, after_id: int = 0, limit: int = 1000) -> list[Event]:
+        def q(tx: Tx) -> list[Event]:
+            stmt = select(EVENT).where(EVENT.c.id > after_id).order_by(EVENT.c.id).limit(limit)
+            if task_id is not None:
+                stmt = stmt.where(EVENT.c.task_id == task_id)
+            return [_row(Event, r) for r in tx.conn.execute(stmt)]
+
+        return await self.db.run(q)
+
+    async def counts_by_state(self) -> dict[str, int]:
+        def q(tx: Tx) -> dict[str, int]:
+            rows = tx.conn.execute(select(TASK.c.state, func.count()).group_by(TASK.c.state))
+            return {str(s): int(n) for s, n in rows}
+
+        return await self.db.run(q)
+
+    # -- claims and leases --------------------------------------------------
+
+    async def claim(self, worker: str, limit: int, lease_seconds: float, now: datetime | None = None) -> list[int]:
+        """Take up to `limit` runnable tasks under a lease. On PostgreSQL rows are
+        locked with FOR UPDATE SKIP LOCKED, so concurrent workers never take the
+        same task; SQLite serializes writers with BEGIN IMMEDIATE."""
+        t = now or utcnow()
+        return await self.db.run(lambda tx: self._claim(tx, worker, limit, lease_seconds, t))
+
+    def _claim(self, tx: Tx, worker: str, limit: int, lease_seconds: float, now: datetime) -> list[int]:
+        stmt = (
+            select(TASK.c.id, TASK.c.lease_holder)
+            .where(
+                TASK.c.state.in_([s.value for s in CLAIMABLE]),
+                or_(TASK.c.run_after.is_(None), TASK.c.run_after <= now),
+                or_(TASK.c.lease_holder.is_(None), TASK.c.lease_expires_at < now),
+            )
+            .order_by(TASK.c.run_after, TASK.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        rows = tx.conn.execute(stmt).all()
+        if not rows:
+            return []
+        ids = [r.id for r in rows]
+        tx.conn.execute(
+            update(TASK)
+            .where(TASK.c.id.in_(ids))
+            .values(lease_holder=worker, lease_expires_at=now + timedelta(seconds=lease_seconds))
+        )
+        for r in rows:
+            if r.lease_holder is not None:
+                tx.insert_later(
+                    EVENT, event_row(r.id, worker, "lease.taken_over", now, previous=r.lease_holder)
+                )
+        return ids
+
+    async def renew(self, worker: str, ids: Sequence[int], lease_seconds: float, now: datetime | None = None) -> set[int]:
+        """Extend the leases this worker holds; returns the ids it has lost."""
+        t = now or utcnow()
+
+        def q(tx: Tx) -> set[int]:
+            kept = tx.conn.execute(
+                update(TASK)
+                .where(TASK.c.id.in_(list(ids)), TASK.c.lease_holder == worker,
+                       TASK.c.state.in_([s.value for s in CLAIMABLE]))
+                .values(lease_expires_at=t + timedelta(seconds=lease_seconds))
+                .returning(TASK.c.id)
+            ).scalars().all()  # fmt: skip
+            return set(ids) - set(kept)
+
+        return await self.db.run(q) if ids else set()
+
+    async def release(self, worker: str, task_id: int, run_after: datetime | None = None) -> None:
+        def q(tx: Tx) -> None:
+            values: dict[str, Any] = {"lease_holder": None, "lease_expires_at": None}
+            if run_after is not None:
+                values["run_after"] = run_after
+            tx.conn.execute(
+                update(TASK).where(TASK.c.id == task_id, TASK.c.lease_holder == worker).values(**values)
+            )
+
+        await self.db.run(q)
+
+    # -- transitions --------------------------------------------------------
+
+    def transition(
+        self,
+        tx: Tx,
+        task_id: int,
+        target: str,
+        *,
+        actor: str,
+        now: datetime,
+        fence: str | None = None,
+        kind: str | None = None,
+        detail: dict[str, Any] | None = None,
+        values: dict[str, Any] | None = None,
+        card: bool = True,
+    ) -> Any:
+        """Move a task to `target` (refusing illegal moves), write the event and
+        queue a card refresh. Returns the task row's platform and conversation."""
+        conds = [TASK.c.id == task_id, TASK.c.state.in_(sources_for(target))]
+        if fence is not None:
+            conds.append(TASK.c.lease_holder == fence)
+        row = tx.conn.execute(
+            update(TASK)
+            .where(and_(*conds))
+            .values(state=target, updated_at=now, version=TASK.c.version + 1, **(values or {}))
+            .returning(TASK.c.platform, TASK.c.conversation, TASK.c.requester)
+        ).first()
+        if row is None:
+            self._explain_refusal(tx, task_id, target, fence)
+        tx.insert_later(EVENT, event_row(task_id, actor, kind or f"task.{target}", now, **(detail or {})))
+        if card:
+            card_update(tx, task_id, row.platform, row.conversation, now)
+        return row
+
+    def _explain_refusal(self, tx: Tx, task_id: int, target: str, fence: str | None) -> None:
+        cur = tx.conn.execute(
+            select(TASK.c.state, TASK.c.lease_holder).where(TASK.c.id == task_id)
+        ).first()
+        if cur is None:
+            raise NotFound(f"no task {task_id}")
+        check_transition(task_id, cur.state, target)
+        if fence is not None and cur.lease_holder != fence:
+            raise LeaseLost(f"task {task_id} is no longer held by {fence}")
+        raise IllegalTransition(task_id, cur.state, target)  # pragma: no cover - raced
+
+    def fenced_task_update(self, tx: Tx, task_id: int, fence: str, states: Sequence[str], **values: Any) -> Any:
+        """Update the task only while this worker holds it in one of `states`."""
+        row = tx.conn.execute(
+            update(TASK)
+            .where(TASK.c.id == task_id, TASK.c.lease_holder == fence, TASK.c.state.in_(list(states)))
+            .values(**values)
+            .returning(TASK.c.platform, TASK.c.conversation, TASK.c.requester)
+        ).first()
+        if row is None:
+            raise LeaseLost(f"task {task_id} is no longer running under {fence}")
+        return row
