@@ -1,0 +1,241 @@
+"""A fake Slack Web API on loopback: answers like Slack (ok, ts, channel,
+errors, 429 with Retry-After), keeps the messages it was sent (with metadata
+and threads, so conversations.replies/history work) and records every request
+whole, for tests to read."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+BOT_USER = "UBOT"
+BOT_ID = "BBOT"
+TEAM = "T1"
+
+
+@dataclass
+class Call:
+    method: str
+    args: dict[str, Any]
+    token: str
+
+
+@dataclass
+class Fault:
+    error: str = ""
+    status: int = 200
+    retry_after: int | None = None
+
+
+@dataclass
+class FakeSlack:
+    calls: list[Call] = field(default_factory=list)
+    messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    faults: dict[str, list[Fault]] = field(default_factory=dict)
+    base_url: str = ""
+    _ts: int = 0
+    _arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    # -- what the tests use --------------------------------------------------
+
+    def fail(
+        self, method: str, error: str = "", *, status: int = 200, retry_after: int | None = None
+    ) -> None:
+        """The next call of `method` fails like this."""
+        self.faults.setdefault(method, []).append(Fault(error, status, retry_after))
+
+    async def wait_for(self, method: str, count: int = 1, *, within: float = 5.0) -> list[Call]:
+        """The calls of `method` once there are `count` of them (work done after an ack)."""
+        async with asyncio.timeout(within):
+            while len(self.called(method)) < count:
+                await self._arrived.wait()
+                self._arrived.clear()
+        return self.called(method)
+
+    def called(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method]
+
+    def thread(self, channel: str, ts: str) -> list[dict[str, Any]]:
+        return [m for m in self.messages.get(channel, []) if m.get("thread_ts", m["ts"]) == ts]
+
+    # -- the API ---------------------------------------------------------------
+
+    async def _args(self, request: web.Request) -> dict[str, Any]:
+        args: dict[str, Any] = dict(request.query)
+        raw = await request.text()
+        if request.content_type == "application/json" and raw:
+            args.update(json.loads(raw))
+        elif raw:
+            args.update(parse_qsl(raw, keep_blank_values=True))
+        return args
+
+    async def api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        args = await self._args(request)
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        self.calls.append(Call(method, args, token))
+        self._arrived.set()
+        queued = self.faults.get(method)
+        if queued:
+            f = queued.pop(0)
+            headers = {"Retry-After": str(f.retry_after)} if f.retry_after is not None else {}
+            status = 429 if f.retry_after is not None else f.status
+            return web.json_response(
+                {"ok": False, "error": f.error or "ratelimited"}, status=status, headers=headers
+            )
+        handler = getattr(self, "m_" + method.replace(".", "_"), None)
+        if handler is None:
+            return web.json_response({"ok": False, "error": "unknown_method"})
+        return web.json_response(handler(args))
+
+    def _next_ts(self) -> str:
+        self._ts += 1
+        return f"1700000000.{self._ts:06d}"
+
+    def m_auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "user_id": BOT_USER,
+            "bot_id": BOT_ID,
+            "team_id": TEAM,
+            "user": "cowork",
+        }
+
+    def m_chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = str(args["channel"])
+        if channel.startswith("#missing") or channel == "CGONE":
+            return {"ok": False, "error": "channel_not_found"}
+        msg: dict[str, Any] = {
+            "type": "message",
+            "ts": self._next_ts(),
+            "bot_id": BOT_ID,
+            "user": BOT_USER,
+            "text": args.get("text", ""),
+        }
+        if args.get("thread_ts"):
+            msg["thread_ts"] = str(args["thread_ts"])
+        for k in ("blocks", "metadata"):  # JSON, or form fields holding JSON
+            if args.get(k):
+                msg[k] = json.loads(args[k]) if isinstance(args[k], str) else args[k]
+        self.messages.setdefault(channel, []).append(msg)
+        return {"ok": True, "channel": channel, "ts": msg["ts"], "message": msg}
+
+    def m_chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = str(args["channel"]), str(args["ts"])
+        for msg in self.messages.get(channel, []):
+            if msg["ts"] == ts:
+                msg.update(text=args.get("text", ""), blocks=args.get("blocks"))
+                return {"ok": True, "channel": channel, "ts": ts}
+        return {"ok": False, "error": "message_not_found"}
+
+    def m_chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "message_ts": self._next_ts()}
+
+    def m_views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "view": {"id": "V1"}}
+
+    def _page(self, msgs: list[dict[str, Any]], args: dict[str, Any]) -> dict[str, Any]:
+        keep_meta = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+        shown = [m if keep_meta else {k: v for k, v in m.items() if k != "metadata"} for m in msgs]
+        return {"ok": True, "messages": shown, "has_more": False}
+
+    def m_conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        return self._page(self.thread(str(args["channel"]), str(args["ts"])), args)
+
+    def m_conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        return self._page(list(reversed(self.messages.get(str(args["channel"]), []))), args)
+
+
+@asynccontextmanager
+async def fake_slack() -> AsyncIterator[FakeSlack]:
+    fake = FakeSlack()
+    app = web.Application()
+    app.router.add_route("*", "/api/{method}", fake.api)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    fake.base_url = f"http://127.0.0.1:{port}/api/"
+    try:
+        yield fake
+    finally:
+        await runner.cleanup()
+
+
+def signed_headers(
+    body: str, secret: str, *, timestamp: int | None = None, content_type: str = "application/json"
+) -> dict[str, str]:
+    """Headers Slack would send with `body`, signed like Slack signs them."""
+    import time
+
+    from slack_sdk.signature import SignatureVerifier
+
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
+    return {
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": str(signature),
+        "Content-Type": content_type,
+    }
+
+
+def mention_event(
+    text: str,
+    *,
+    event_id: str = "Ev1",
+    user: str = "U1",
+    channel: str = "C1",
+    ts: str = "1699999999.000100",
+    **extra: object,
+) -> dict[str, object]:
+    event = {
+        "type": "app_mention",
+        "user": user,
+        "text": f"<@{BOT_USER}> {text}",
+        "ts": ts,
+        "channel": channel,
+        "event_ts": ts,
+        **extra,
+    }
+    return {
+        "token": "x",
+        "team_id": TEAM,
+        "api_app_id": "A1",
+        "type": "event_callback",
+        "event_id": event_id,
+        "event_time": 1699999999,
+        "event": event,
+        "authorizations": [{"team_id": TEAM, "user_id": BOT_USER, "is_bot": True}],
+    }
+
+
+def click_payload(
+    action: str,
+    value: str,
+    *,
+    user: str = "U1",
+    channel: str = "C1",
+    message_ts: str = "1700000000.000001",
+    thread_ts: str | None = None,
+) -> dict[str, object]:
+    message: dict[str, object] = {"ts": message_ts, "type": "message"}
+    if thread_ts:
+        message["thread_ts"] = thread_ts
+    return {
+        "type": "block_actions",
+        "team": {"id": TEAM},
+        "user": {"id": user, "username": user.lower()},
+        "channel": {"id": channel},
+        "trigger_id": "tr1",
+        "container": {"type": "message", "channel_id": channel, "message_ts": message_ts},
+        "message": message,
+        "actions": [{"type": "button", "action_id": action, "value": value, "block_id": "b"}],
+    }

@@ -1,0 +1,191 @@
+"""POST /slack/events over real HTTP: signatures checked, events/commands/clicks
+handed to the bot before the ack, redeliveries harmless, bad input never a 500."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+import pytest
+from aiohttp import web
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.chat import Card, Click, ClickResult, Handled, Inbound
+from adapters.slack import SlackAdapter, SlackEndpoint, build_app
+from tests.fakes.slack_api import (
+    FakeSlack,
+    click_payload,
+    fake_slack,
+    mention_event,
+    signed_headers,
+)
+
+SECRET = "s3cret"
+
+
+@dataclass
+class FakeBot:
+    """Stands in for bot.Conversation: records, and dedupes on event_id like the store."""
+
+    messages: dict[str, Inbound] = field(default_factory=dict)
+    clicks: list[Click] = field(default_factory=list)
+
+    async def handle_message(self, m: Inbound) -> Handled:
+        self.messages.setdefault(m.event_id, m)
+        return Handled("task", task_id=len(self.messages))
+
+    async def handle_click(self, c: Click) -> ClickResult:
+        self.clicks.append(c)
+        return ClickResult(True, "Approved.")
+
+    async def home(self, platform: str, tenant: str, user: str) -> list[Card]:
+        return [Card(title=f"Task for {user}")]
+
+
+@dataclass
+class Env:
+    url: str
+    http: aiohttp.ClientSession
+    bot: FakeBot
+    slack: FakeSlack
+
+    async def send(self, body: str, headers: dict[str, str]) -> aiohttp.ClientResponse:
+        async with self.http.post(self.url, data=body.encode(), headers=headers) as resp:
+            await resp.read()
+            return resp
+
+    async def event(self, payload: dict[str, Any], **headers: str) -> aiohttp.ClientResponse:
+        body = json.dumps(payload)
+        return await self.send(body, {**signed_headers(body, SECRET), **headers})
+
+    async def form(self, fields: dict[str, str]) -> aiohttp.ClientResponse:
+        body = urlencode(fields)
+        return await self.send(
+            body, signed_headers(body, SECRET, content_type="application/x-www-form-urlencoded")
+        )
+
+
+@pytest.fixture
+async def env() -> AsyncIterator[Env]:
+    async with fake_slack() as slack:
+        bot = FakeBot()
+        adapter = SlackAdapter(AsyncWebClient(token="xoxb-t", base_url=slack.base_url))
+        app = build_app(
+            adapter,
+            signing_secret=SECRET,
+            on_message=bot.handle_message,
+            on_click=bot.handle_click,
+            home=bot,
+        )
+        web_app = web.Application()
+        web_app.router.add_post("/slack/events", SlackEndpoint(app, SECRET).handle)
+        runner = web.AppRunner(web_app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        async with aiohttp.ClientSession() as http:
+            yield Env(f"http://127.0.0.1:{port}/slack/events", http, bot, slack)
+        await runner.cleanup()
+
+
+async def test_a_mention_reaches_the_bot_before_the_ack(env: Env) -> None:
+    resp = await env.event(mention_event("run announce channel=#eng text=hi"))
+    assert resp.status == 200
+    assert env.bot.messages["Ev1"].text == "run announce channel=#eng text=hi"
+
+
+async def test_a_redelivered_event_makes_no_second_task(env: Env) -> None:
+    await env.event(mention_event("hi"))
+    resp = await env.event(
+        mention_event("hi"), **{"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
+    )
+    assert resp.status == 200 and list(env.bot.messages) == ["Ev1"]
+
+
+@pytest.mark.parametrize("tamper", ["bad", "missing", "stale"])
+async def test_unsigned_or_stale_requests_are_refused_and_nothing_stored(
+    env: Env, tamper: str
+) -> None:
+    body = json.dumps(mention_event("hi"))
+    headers = signed_headers(
+        body, SECRET, timestamp=int(time.time()) - 301 if tamper == "stale" else None
+    )
+    if tamper == "bad":
+        headers["X-Slack-Signature"] = "v0=" + "0" * 64
+    if tamper == "missing":
+        del headers["X-Slack-Signature"]
+    assert (await env.send(body, headers)).status == 401
+    assert env.bot.messages == {}
+
+
+async def test_bots_own_messages_are_acked_and_ignored(env: Env) -> None:
+    resp = await env.event(mention_event("hi", bot_id="B2"))
+    assert resp.status == 200 and env.bot.messages == {}
+
+
+async def test_an_empty_mention_and_a_huge_one_reach_the_bot(env: Env) -> None:
+    assert (await env.event(mention_event("", event_id="E0"))).status == 200
+    assert (await env.event(mention_event("x" * 40_000, event_id="E1"))).status == 200
+    assert env.bot.messages["E0"].text == "" and len(env.bot.messages["E1"].text) == 40_000
+
+
+async def test_the_url_verification_challenge_is_answered(env: Env) -> None:
+    async with env.http.post(
+        env.url,
+        data=(b := json.dumps({"type": "url_verification", "challenge": "abc", "token": "x"})),
+        headers=signed_headers(b, SECRET),
+    ) as resp:
+        assert resp.status == 200 and "abc" in await resp.text()
+
+
+async def test_a_slash_command_reaches_the_bot(env: Env) -> None:
+    resp = await env.form(
+        {
+            "command": "/cowork",
+            "text": "status 12",
+            "team_id": "T1",
+            "channel_id": "C1",
+            "user_id": "U1",
+            "user_name": "al",
+            "trigger_id": "tr.9",
+        }
+    )
+    assert resp.status == 200 and env.bot.messages["command:tr.9"].text == "status 12"
+
+
+async def test_an_approve_click_is_decided_and_acked(env: Env) -> None:
+    resp = await env.form({"payload": json.dumps(click_payload("approve", '{"approval_id": 4}'))})
+    assert resp.status == 200
+    assert [(c.action, c.value) for c in env.bot.clicks] == [("approve", {"approval_id": 4})]
+
+
+async def test_an_unknown_action_is_acked_and_ignored(env: Env) -> None:
+    resp = await env.form({"payload": json.dumps(click_payload("self_destruct", "{}"))})
+    assert resp.status == 200 and env.bot.clicks == []
+
+
+async def test_a_malformed_payload_is_a_400_not_a_500(env: Env) -> None:
+    assert (await env.form({"payload": "{not json"})).status == 400
+    assert (await env.form({"payload": "[1, 2]"})).status == 400
+    body = "{truncated"
+    assert (await env.send(body, signed_headers(body, SECRET))).status == 400
+
+
+async def test_opening_the_app_home_publishes_the_persons_cards(env: Env) -> None:
+    payload = mention_event("")
+    payload["event"] = {"type": "app_home_opened", "user": "U7", "tab": "home", "channel": "D7"}
+    assert (await env.event(payload)).status == 200
+    call = (await env.slack.wait_for("views.publish"))[0]  # published after the ack
+    assert call.args["user_id"] == "U7" and "Task for U7" in json.dumps(call.args["view"])
+
+
+async def test_an_unknown_event_type_is_acked(env: Env) -> None:
+    payload = mention_event("")
+    payload["event"] = {"type": "reaction_added", "user": "U1"}
+    assert (await env.event(payload)).status == 200
