@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -70,8 +71,9 @@ class Env:
         )
 
 
-@pytest.fixture
-async def env() -> AsyncIterator[Env]:
+@asynccontextmanager
+async def running_endpoint() -> AsyncIterator[Env]:
+    """The endpoint on loopback, with a fake bot behind it and a fake Slack API."""
     async with fake_slack() as slack:
         bot = FakeBot()
         adapter = SlackAdapter(AsyncWebClient(token="xoxb-t", base_url=slack.base_url))
@@ -92,6 +94,12 @@ async def env() -> AsyncIterator[Env]:
         async with aiohttp.ClientSession() as http:
             yield Env(f"http://127.0.0.1:{port}/slack/events", http, bot, slack)
         await runner.cleanup()
+
+
+@pytest.fixture
+async def env() -> AsyncIterator[Env]:
+    async with running_endpoint() as e:
+        yield e
 
 
 async def test_a_mention_reaches_the_bot_before_the_ack(env: Env) -> None:
