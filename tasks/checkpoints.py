@@ -45,8 +45,11 @@ class Checkpoints:
         await self.db.run(q)
 
     async def save_plan(
-        self, task_id: int, worker: str, plan: dict[str, Any], now: datetime, *, actor: str = "planner"
-    ) -> None:
+        self, task_id: int, worker: str, plan: dict[str, Any], now: datetime, *, actor: str = "planner",
+        tokens: int = 0, cost: float = 0.0,
+    ) -> None:  # fmt: skip
+        """The plan's steps, and what planning it cost (tokens, dollars) on the task."""
+
         def q(tx: Tx) -> None:
             rows = [
                 {
@@ -58,11 +61,16 @@ class Checkpoints:
                 for i, s in enumerate(plan["steps"])
             ]
             tx.conn.execute(insert(STEP), rows)
-            self.store.transition(
+            usage = {"tokens": tokens, "cost": round(cost, 6)} if tokens or cost else {}
+            row = self.store.transition(
                 tx, task_id, TaskState.RUNNING, actor=actor, now=now, fence=worker, kind="plan.ready",
-                detail={"steps": [s["key"] for s in plan["steps"]], "summary": plan.get("summary", "")},
-                values={"plan": plan, "run_after": now},
+                detail={"steps": [s["key"] for s in plan["steps"]], "summary": plan.get("summary", ""),
+                        **usage},
+                values={"plan": plan, "run_after": now, "tokens": TASK.c.tokens + tokens,
+                        "cost": TASK.c.cost + cost},
             )  # fmt: skip
+            if tokens or cost:
+                self._spend(tx, row.platform, row.requester, now, cost, tokens)
 
         await self.db.run(q)
 

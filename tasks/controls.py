@@ -14,8 +14,20 @@ from tasks import approvals as approval_rules
 from tasks.clock import next_fire, utcnow
 from tasks.db import Tx
 from tasks.models import Schedule
+from tasks.policy import Policy
 from tasks.states import StepState, TaskState
-from tasks.store import APPROVAL, EVENT, OUTBOX, STEP, TASK, NewTask, NotFound, Store, event_row, outbox_row
+from tasks.store import (
+    APPROVAL,
+    EVENT,
+    OUTBOX,
+    STEP,
+    TASK,
+    NewTask,
+    NotFound,
+    Store,
+    event_row,
+    outbox_row,
+)
 
 SCHEDULE = Schedule.__table__  # type: ignore[attr-defined]
 _OPEN_STEPS = [StepState.PENDING.value, StepState.WAITING.value, StepState.SLEEPING.value,
@@ -31,9 +43,10 @@ class DecisionResult:
 
 
 class Controls:
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, policy: Policy | None = None):
         self.store = store
         self.db = store.db
+        self.policy = policy or Policy()  # for escalation of approvals that wait too long
 
     def _approval_card(self, tx: Tx, approval_id: int, task_id: int, now: datetime) -> None:
         task = tx.conn.execute(select(TASK.c.platform, TASK.c.conversation).where(TASK.c.id == task_id)).first()
@@ -208,6 +221,36 @@ class Controls:
                     )  # fmt: skip
                     self._summary(tx, a.task_id, row, t)
             return [a.id for a in due]
+
+        return await self.db.run(q)
+
+    async def escalate_approvals(self, now: datetime | None = None) -> list[int]:
+        """Pending approvals older than their scope's `escalate_after_seconds`
+        gain the `escalate_to` people as approvers (once), with an event and a
+        refreshed approval card. Returns the ids of the approvals escalated."""
+        t = now or utcnow()
+
+        def q(tx: Tx) -> list[int]:
+            pending = tx.conn.execute(
+                select(APPROVAL.c.id, APPROVAL.c.task_id, APPROVAL.c.step_key, APPROVAL.c.approvers,
+                       APPROVAL.c.created_at, TASK.c.platform, TASK.c.tenant, TASK.c.conversation)
+                .join(TASK, TASK.c.id == APPROVAL.c.task_id)
+                .where(APPROVAL.c.state == "pending").with_for_update(skip_locked=True, of=APPROVAL)
+            ).all()  # fmt: skip
+            done = []
+            for a in pending:
+                channel = str((a.conversation or {}).get("channel", ""))
+                rules = self.policy.rules_for(a.platform, a.tenant, channel)
+                added = rules.escalation(list(a.approvers or []), a.created_at, t)
+                if not added:
+                    continue
+                tx.conn.execute(update(APPROVAL).where(APPROVAL.c.id == a.id)
+                                .values(approvers=[*(a.approvers or []), *added]))  # fmt: skip
+                tx.insert_later(EVENT, event_row(a.task_id, "scheduler", "approval.escalated", t,
+                                                 approval=a.id, step=a.step_key, added=added))  # fmt: skip
+                self._approval_card(tx, a.id, a.task_id, t)
+                done.append(a.id)
+            return done
 
         return await self.db.run(q)
 

@@ -24,6 +24,8 @@ from tasks.budgets import Budget, Usage, over_budget
 from tasks.checkpoints import Checkpoints
 from tasks.clock import utcnow
 from tasks.models import Task
+from tasks.outbox import Outboxes
+from tasks.plan_gate import PLAN_GATE, PlanGate, gate_plan
 from tasks.plans import PlanError, parse_plan
 from tasks.policy import Policy
 from tasks.states import IllegalTransition, TaskState
@@ -73,7 +75,10 @@ class Engine:
     ):
         self.store = store
         self.checkpoints = Checkpoints(store)
+        self.outbox_exists = Outboxes(store).exists
         self.registry = registry
+        if PLAN_GATE not in registry:
+            registry.add(PlanGate())  # the policy may ask a person to approve whole plans
         self.planner = planner
         self.policy = policy or Policy()
         self.services = dict(services or {})
@@ -198,7 +203,10 @@ class Engine:
             await self.checkpoints.finish(task.id, self.name, TaskState.FAILED, self.clock(),
                                           error=f"could not plan: {e}")  # fmt: skip
             return False
-        await self.checkpoints.save_plan(task.id, self.name, plan, self.clock())
+        if rules.approve_plan:
+            plan = gate_plan(plan)
+        await self.checkpoints.save_plan(task.id, self.name, plan, self.clock(),
+                                         tokens=draft.tokens, cost=draft.cost)  # fmt: skip
         return True
 
     async def _run_steps(self, view: TaskView, rules: Any) -> None:

@@ -142,7 +142,7 @@ class StepRunner:
             task_id=task.id, step_key=key, idempotency_key=idem, requester=task.requester,
             conversation=dict(task.conversation or {}), now=self.engine.clock(),
             attempt=turn.attempts[key] + 1, platform=task.platform, tenant=task.tenant,
-            services=self.engine.services, lookup_outbox=self.engine.store_outbox_exists,
+            services=self.engine.services, lookup_outbox=self.engine.outbox_exists,
         )  # fmt: skip
 
     async def _approved(self, task: Task, view: TaskView, turn: TurnState, key: str, skill: Skill,

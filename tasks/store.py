@@ -339,3 +339,36 @@ class Store:
         if row is None:
             raise LeaseLost(f"task {task_id} is no longer running under {fence}")
         return row
+
+    # -- plain chat output ------------------------------------------------------
+
+    async def post(
+        self,
+        *,
+        platform: str,
+        conversation: dict[str, Any],
+        kind: str,
+        payload: dict[str, Any],
+        idempotency_key: str | None = None,
+        task_id: int | None = None,
+        now: datetime | None = None,
+    ) -> bool:
+        """Queue a message (a reply, a private notice) once per idempotency key."""
+        t = now or utcnow()
+        row = outbox_row(task_id=task_id, platform=platform, kind=kind, conversation=conversation,
+                         now=t, payload=payload, idempotency_key=idempotency_key)  # fmt: skip
+
+        def q(tx: Tx) -> bool:
+            ins = (pg_insert if not self.db.sqlite else sqlite_insert)(OUTBOX).values(**row)
+            if idempotency_key is not None:
+                ins = ins.on_conflict_do_nothing(index_elements=["idempotency_key"])
+            return bool(tx.conn.execute(ins).rowcount)
+
+        return await self.db.run(q)
+
+    async def get_approval(self, approval_id: int) -> Approval | None:
+        def q(tx: Tx) -> Approval | None:
+            row = tx.conn.execute(select(APPROVAL).where(APPROVAL.c.id == approval_id)).first()
+            return _row(Approval, row) if row else None
+
+        return await self.db.run(q)

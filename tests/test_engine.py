@@ -7,7 +7,6 @@ from typing import Any, ClassVar
 
 import pytest
 
-from tasks.checkpoints import Checkpoints
 from tasks.controls import Controls
 from tasks.core_skills import core_skills
 from tasks.db import Database
@@ -103,7 +102,6 @@ def h(db: Database, clock: Clock) -> Harness:
     Flaky.failures.clear()
     Recorder.done.clear()
     h = Harness(db, clock)
-    h.engine.store_outbox_exists = h.outbox.exists  # type: ignore[attr-defined]
     return h
 
 
@@ -171,7 +169,6 @@ async def test_retry_runs_again_from_the_failed_step_only(h: Harness) -> None:
     ])
     h.policy = Policy(defaults=Rules(approval_effects=frozenset()))
     h.engine = h.make_engine("w1")
-    h.engine.store_outbox_exists = h.outbox.exists  # type: ignore[attr-defined]
     await h.drain()
     assert (await h.store.get_task(task_id)).state == "failed"  # type: ignore[union-attr]
     await h.controls.retry(task_id, "alice", h.clock())
@@ -292,7 +289,6 @@ async def test_cancel_pause_resume(h: Harness, clock: Clock) -> None:
 async def test_crash_between_effect_and_checkpoint_is_reconciled_not_repeated(h: Harness, clock: Clock) -> None:
     h.policy = Policy(defaults=Rules(approval_effects=frozenset()))
     h.engine = h.make_engine("w1")
-    h.engine.store_outbox_exists = h.outbox.exists  # type: ignore[attr-defined]
     task_id = await h.submit([{"key": "a", "skill": "test.effect", "args": {"what": "pay"}}])
     cp = h.engine.checkpoints
 
@@ -308,7 +304,6 @@ async def test_crash_between_effect_and_checkpoint_is_reconciled_not_repeated(h:
     assert Recorder.done == {f"task-{task_id}-a": 1}
     clock.advance(31)  # the dead worker's lease lapses
     h.engine = h.make_engine("w2")
-    h.engine.store_outbox_exists = h.outbox.exists  # type: ignore[attr-defined]
     await h.drain()
     view = await h.store.view(task_id)
     assert view.task.state == "succeeded"

@@ -1,0 +1,99 @@
+"""`cowork doctor`: checks the configuration and every outside service it
+names, and says what is wrong in plain words."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from bot.config import Settings
+
+Check = tuple[str, bool, str]
+
+
+async def _database(settings: Settings) -> Check:
+    from sqlalchemy import text
+
+    from tasks import schema
+    from tasks.db import Database
+
+    db = Database(settings.database_url)
+    try:
+        await db.run(lambda tx: tx.conn.execute(text("SELECT 1")))
+        rev = await asyncio.to_thread(schema.current, settings.database_url)
+    except Exception as e:
+        return "database", False, f"cannot connect: {str(e).splitlines()[0][:200]}"
+    finally:
+        db.close()
+    if rev is None:
+        return "database", False, "reachable but empty: run `cowork db upgrade`"
+    return "database", True, f"reachable, schema revision {rev}"
+
+
+async def _policy(settings: Settings) -> Check:
+    from tasks.policy import PolicyError, load_policy
+
+    if not settings.cowork_policy:
+        return "policy", True, "none set: default policy (every effect but read needs the requester's approval)"
+    try:
+        load_policy(settings.cowork_policy)
+    except PolicyError as e:
+        return "policy", False, str(e)
+    return "policy", True, f"{settings.cowork_policy} is valid"
+
+
+async def _slack(settings: Settings) -> Check:
+    if not settings.slack_bot_token:
+        return "slack", True, "not configured (set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET to enable)"
+    if not (settings.slack_signing_secret or settings.slack_app_token):
+        return "slack", False, "SLACK_BOT_TOKEN is set but neither SLACK_SIGNING_SECRET nor SLACK_APP_TOKEN"
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    client = AsyncWebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url)
+    try:
+        resp = await client.auth_test()
+    except Exception as e:
+        return "slack", False, f"auth.test failed: {str(e)[:200]}"
+    return "slack", True, f"token works: bot {resp.get('user')} in workspace {resp.get('team')}"
+
+
+async def _teams(settings: Settings) -> Check:
+    if not settings.microsoft_app_id:
+        return "teams", True, "not configured (set MicrosoftAppId and MicrosoftAppPassword to enable)"
+    if settings.microsoft_app_type not in ("MultiTenant", "SingleTenant", "UserAssignedMSI"):
+        return "teams", False, f"MicrosoftAppType {settings.microsoft_app_type!r} is not MultiTenant, SingleTenant or UserAssignedMSI"
+    if settings.microsoft_app_type != "UserAssignedMSI" and not settings.microsoft_app_password:
+        return "teams", False, "MicrosoftAppId is set but MicrosoftAppPassword is missing"
+    if settings.microsoft_app_type != "MultiTenant" and not settings.microsoft_app_tenant_id:
+        return "teams", False, f"{settings.microsoft_app_type} needs MicrosoftAppTenantId"
+    return "teams", True, "credentials present (validated by Azure at the first message)"
+
+
+async def _llm(settings: Settings) -> Check:
+    if not settings.openai_api_key:
+        return "llm", True, "not configured: free-text tasks are off, playbooks work (set OPENAI_API_KEY)"
+    from openai import AsyncOpenAI
+
+    client = AsyncOpenAI(api_key=settings.openai_api_key.get_secret_value(), base_url=settings.openai_base_url,
+                         max_retries=0, timeout=10)  # fmt: skip
+    try:
+        models = [m.id async for m in client.models.list()]
+    except Exception as e:
+        return "llm", False, f"cannot reach the LLM endpoint: {str(e)[:200]}"
+    finally:
+        await client.close()
+    if models and settings.cowork_model not in models:
+        return "llm", False, f"model {settings.cowork_model!r} is not served there (has: {', '.join(models[:8])})"
+    return "llm", True, f"endpoint answers; model {settings.cowork_model}"
+
+
+CHECKS: list[Callable[[Settings], Awaitable[Check]]] = [_database, _policy, _slack, _teams, _llm]
+
+
+async def run_doctor(settings: Settings) -> int:
+    results = await asyncio.gather(*(c(settings) for c in CHECKS))
+    for name, ok, message in results:
+        print(f"{'ok ' if ok else 'BAD'}  {name:<9} {message}")
+    bad = [r for r in results if not r[1]]
+    print("all good" if not bad else f"{len(bad)} problem(s) found")
+    return 1 if bad else 0
