@@ -1,0 +1,182 @@
+"""The Bot Framework messaging endpoint (`POST /api/messages`).
+
+`TeamsEndpoint.handle` reads and checks the request itself (JSON, activity
+shape, token) and then runs the turn through botbuilder's CloudAdapter with
+`TeamsBot`, which turns activities into neutral messages and clicks for the
+bot's handlers. Replies a person should see go through the bot's outbox and
+`TeamsAdapter`; only answers that must come inline (invoke responses, a
+refused Action.Submit) are sent here.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from aiohttp import web
+from botbuilder.core import ActivityHandler, InvokeResponse, TurnContext
+from botbuilder.integration.aiohttp import CloudAdapter
+from botbuilder.schema import Activity, ActivityTypes
+from botframework.connector.auth import BotFrameworkAuthentication
+
+from adapters.chat import Click, ClickHandler, ClickResult, MessageHandler
+from adapters.teams import cards
+from adapters.teams.auth import AuthUnavailable, Unauthorized, authenticate
+from adapters.teams.client import TeamsAdapter, mention_activity
+from adapters.teams.inbound import (
+    EXECUTE_INVOKE,
+    bot_was_added,
+    conversation_id,
+    is_from_bot,
+    to_click,
+    to_inbound,
+    user_id,
+    welcome,
+)
+
+log = logging.getLogger(__name__)
+NEEDS_CONVERSATION = {
+    ActivityTypes.message,
+    ActivityTypes.invoke,
+    ActivityTypes.conversation_update,
+}
+
+
+class TeamsBot(ActivityHandler):  # type: ignore[misc]
+    """Turn logic: activities -> `Inbound`/`Click` -> the bot's handlers."""
+
+    def __init__(
+        self,
+        on_message: MessageHandler,
+        on_click: ClickHandler,
+        adapter: TeamsAdapter | None = None,
+    ) -> None:
+        self._on_message = on_message
+        self._on_click = on_click
+        self._adapter = adapter
+
+    async def on_message_activity(self, turn_context: TurnContext) -> None:
+        activity = turn_context.activity
+        if is_from_bot(activity):
+            return
+        self._remember(activity)
+        click = to_click(activity)
+        if click is not None:
+            result = await self._on_click(click)
+            if not result.accepted:
+                await _reply_to_clicker(turn_context, click, result)
+            return
+        inbound = to_inbound(activity)
+        if inbound is not None:
+            await self._on_message(inbound)
+
+    async def on_conversation_update_activity(self, turn_context: TurnContext) -> None:
+        if bot_was_added(turn_context.activity):
+            await self._on_message(welcome(turn_context.activity))
+
+    async def on_invoke_activity(self, turn_context: TurnContext) -> InvokeResponse:
+        """Answer Action.Execute ourselves: botbuilder 4.17.1's
+        on_adaptive_card_invoke serializes the body twice and answers 500."""
+        activity = turn_context.activity
+        if activity.name != EXECUTE_INVOKE:
+            return _invoke_error(HTTPStatus.BAD_REQUEST, f"unsupported invoke {activity.name!r}")
+        click = to_click(activity)
+        if click is None:
+            return _invoke_error(HTTPStatus.BAD_REQUEST, "the card action has no verb")
+        self._remember(activity)
+        result = await self._on_click(click)
+        return InvokeResponse(status=HTTPStatus.OK, body=execute_answer(result, activity))
+
+    def _remember(self, activity: Activity) -> None:
+        if self._adapter is not None and activity.from_property is not None:
+            self._adapter.remember_name(user_id(activity), activity.from_property.name or "")
+
+
+def execute_answer(result: ClickResult, activity: Activity) -> dict[str, Any]:
+    """The invoke body: the refreshed card (with the reason if refused), or a
+    message when the bot gave no card. Only the clicker sees this answer."""
+    if result.card is None:
+        return cards.message_answer(result.text or ("Done." if result.accepted else "Refused."))
+    content = cards.render(result.card)
+    if not result.accepted and result.text:
+        content = cards.with_note(content, result.text)
+    return cards.card_answer(content)
+
+
+def _invoke_error(status: HTTPStatus, message: str) -> InvokeResponse:
+    body = {"statusCode": int(status), "type": "application/vnd.microsoft.error"}
+    return InvokeResponse(status=status, body={**body, "value": {"message": message}})
+
+
+async def _reply_to_clicker(turn_context: TurnContext, click: Click, result: ClickResult) -> None:
+    """A refused Action.Submit (older clients): a reply that @mentions the clicker."""
+    target = conversation_id(click.conversation)
+    reply = mention_activity(target, click.user, click.user_name or "you", result.text)
+    try:
+        await turn_context.send_activity(reply)
+    except Exception:  # the decision is recorded; a lost notice must not fail the request
+        log.warning("could not tell %s why the click was refused", click.user, exc_info=True)
+
+
+class TeamsEndpoint:
+    """`handle(request)` for POST /api/messages."""
+
+    def __init__(
+        self, auth: BotFrameworkAuthentication, bot: TeamsBot, cloud: CloudAdapter | None = None
+    ) -> None:
+        self._auth = auth
+        self._bot = bot
+        self._cloud = cloud or CloudAdapter(auth)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if "application/json" not in request.headers.get("Content-Type", ""):
+            return _problem(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "expected application/json")
+        activity = await _read_activity(request)
+        if isinstance(activity, web.Response):
+            return activity
+        try:
+            checked = await authenticate(self._auth, activity, request.headers.get("Authorization"))
+        except Unauthorized as error:
+            log.info("refused a Bot Framework request: %s", error)
+            return _problem(HTTPStatus.UNAUTHORIZED, "invalid or missing Bot Framework token")
+        except AuthUnavailable as error:
+            log.warning("%s", error)
+            return _problem(HTTPStatus.SERVICE_UNAVAILABLE, "cannot check the token now")
+        response = await self._cloud.process_activity(checked, activity, self._bot.on_turn)
+        if response is None:
+            return web.Response(status=HTTPStatus.OK)
+        return web.json_response(response.body, status=int(response.status))
+
+
+async def _read_activity(request: web.Request) -> Activity | web.Response:
+    try:
+        body = await request.json()
+    except ValueError:
+        return _problem(HTTPStatus.BAD_REQUEST, "the body is not JSON")
+    if not isinstance(body, dict):
+        return _problem(HTTPStatus.BAD_REQUEST, "the body is not an activity object")
+    try:
+        activity = Activity().deserialize(body)
+    except Exception:  # msrest raises several types for a wrong shape
+        return _problem(HTTPStatus.BAD_REQUEST, "the activity does not parse")
+    problem = _shape_problem(activity)
+    return _problem(HTTPStatus.BAD_REQUEST, problem) if problem else activity
+
+
+def _shape_problem(activity: Activity) -> str:
+    if not isinstance(activity.type, str) or not activity.type:
+        return "the activity has no type"
+    if activity.type not in NEEDS_CONVERSATION:
+        return ""
+    if not activity.service_url or not activity.conversation or not activity.conversation.id:
+        return "the activity has no serviceUrl or conversation"
+    if activity.from_property is None or activity.recipient is None:
+        return "the activity has no from or recipient"
+    if activity.type != ActivityTypes.conversation_update and not activity.id:
+        return "the activity has no id"
+    return ""
+
+
+def _problem(status: HTTPStatus, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=int(status))

@@ -1,0 +1,104 @@
+"""Turn logic of `TeamsBot` on botbuilder's TestAdapter, with recording handlers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from botbuilder.core import InvokeResponse
+from botbuilder.core.adapters import TestAdapter
+from botbuilder.schema import Activity, ActivityTypes
+
+from adapters.chat import Card, Click, ClickResult, Handled, Inbound
+from adapters.teams.endpoint import TeamsBot
+from tests.fakes.bot_connector import BOT_ID, execute_invoke, submit_message, teams_activity
+
+URL = "https://smba.trafficmanager.net/emea/"
+
+
+@dataclass
+class RecordingBot:
+    """Stands in for bot.Conversation: records and answers like it."""
+
+    messages: list[Inbound] = field(default_factory=list)
+    clicks: list[Click] = field(default_factory=list)
+    click_result: ClickResult = ClickResult(True, "Approved", Card(title="Approved by Alice"))
+
+    async def handle_message(self, message: Inbound) -> Handled:
+        self.messages.append(message)
+        return Handled("task", task_id=len(self.messages))
+
+    async def handle_click(self, click: Click) -> ClickResult:
+        self.clicks.append(click)
+        return self.click_result
+
+
+async def run_turn(recorder: RecordingBot, payload: dict[str, Any]) -> tuple[TestAdapter, Any]:
+    bot = TeamsBot(recorder.handle_message, recorder.handle_click)
+    adapter = TestAdapter(bot.on_turn)
+    context = adapter.create_turn_context(Activity().deserialize(payload))
+    await bot.on_turn(context)
+    invokes = [a for a in adapter.activity_buffer if a.type == ActivityTypes.invoke_response]
+    adapter.activity_buffer = [a for a in adapter.activity_buffer if a not in invokes]
+    return adapter, invokes[0].value if invokes else None
+
+
+async def test_channel_mention_is_handed_to_the_bot_without_an_inline_reply():
+    recorder = RecordingBot()
+    adapter, _ = await run_turn(recorder, teams_activity(URL, text="draft the weekly update"))
+    assert [m.text for m in recorder.messages] == ["draft the weekly update"]
+    assert adapter.activity_buffer == []
+
+
+async def test_the_bots_own_messages_are_ignored():
+    recorder = RecordingBot()
+    await run_turn(recorder, teams_activity(URL, text="Task 3 done", user=BOT_ID, aad=None))
+    assert recorder.messages == []
+
+
+async def test_bot_added_to_a_conversation_answers_with_help():
+    recorder = RecordingBot()
+    payload = teams_activity(URL, type="conversationUpdate", membersAdded=[{"id": BOT_ID}])
+    await run_turn(recorder, payload)
+    assert [m.text for m in recorder.messages] == ["help"]
+
+
+async def test_someone_else_joining_gets_no_welcome():
+    recorder = RecordingBot()
+    payload = teams_activity(URL, type="conversationUpdate", membersAdded=[{"id": "29:carol"}])
+    await run_turn(recorder, payload)
+    assert recorder.messages == []
+
+
+async def test_action_execute_is_answered_with_the_refreshed_card():
+    recorder = RecordingBot()
+    _, response = await run_turn(recorder, execute_invoke(URL, "approve", {"approval_id": 4}))
+    assert isinstance(response, InvokeResponse)
+    assert response.status == 200
+    assert response.body["type"] == "application/vnd.microsoft.card.adaptive"
+    assert response.body["value"]["body"][0]["text"] == "Approved by Alice"
+    assert [(c.action, c.value) for c in recorder.clicks] == [("approve", {"approval_id": 4})]
+
+
+async def test_unknown_invoke_names_get_a_400_not_a_crash():
+    recorder = RecordingBot()
+    payload = teams_activity(URL, type="invoke", name="composeExtension/query", value={})
+    _, response = await run_turn(recorder, payload)
+    assert response.status == 400
+    assert "composeExtension/query" in response.body["value"]["message"]
+    assert recorder.clicks == []
+
+
+async def test_refused_submit_is_explained_to_the_clicker_by_mention():
+    recorder = RecordingBot(click_result=ClickResult(False, "Only Bob may approve this"))
+    adapter, _ = await run_turn(recorder, submit_message(URL, "approve", {"approval_id": 4}))
+    [reply] = adapter.activity_buffer
+    assert reply.text == "<at>Alice</at> Only Bob may approve this"
+    assert reply.entities[0].mentioned.id == "aad-alice"
+
+
+async def test_accepted_submit_sends_nothing_inline():
+    recorder = RecordingBot()
+    adapter, _ = await run_turn(recorder, submit_message(URL, "approve", {"approval_id": 4}))
+    assert len(recorder.clicks) == 1
+    assert adapter.activity_buffer == []
