@@ -1,0 +1,100 @@
+"""An engine on a real database with the built-in skills, for the skill and
+planner tests: submit a task (free text for the LLM planner, or an inline
+plan), drain, look at steps, approvals, events and outbox rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tasks.controls import Controls
+from tasks.core_skills import core_skills
+from tasks.db import Database
+from tasks.engine import Engine, EngineConfig, PlanDraft, Planner
+from tasks.llm import LLM
+from tasks.llm_planner import LLMPlanner
+from tasks.outbox import Outboxes
+from tasks.planner import PlanSource
+from tasks.policy import Policy, Rules
+from tasks.skillbook import builtin_skills
+from tasks.skills import Skill, SkillRegistry
+from tasks.store import NewTask, Store
+from tests.conftest import Clock
+
+CONV = {"platform": "console", "tenant": "t1", "channel": "general", "thread": "m1", "extra": {}}
+NO_APPROVALS = Policy(defaults=Rules(approval_effects=frozenset()))
+
+
+async def no_sleep(seconds: float) -> None:
+    return None
+
+
+class InlinePlanner:
+    def __init__(self) -> None:
+        self.plans: dict[str, dict[str, Any]] = {}
+
+    async def plan(self, task: Any, known: list[str], rules: Any) -> PlanDraft:
+        return PlanDraft(self.plans[task.text])
+
+
+class Harness:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        *,
+        policy: Policy | None = None,
+        llm: LLM | None = None,
+        extra: list[Skill] = (),
+        services: dict[str, Any] | None = None,
+    ):
+        self.store = Store(db)
+        self.policy = policy or Policy()
+        self.controls = Controls(self.store, self.policy)
+        self.outbox = Outboxes(self.store)
+        self.clock = clock
+        self.registry = SkillRegistry([*core_skills(), *builtin_skills(self.policy, llm), *extra])
+        self.inline = InlinePlanner()
+        planner: Planner = LLMPlanner(llm, self.registry, sleep=no_sleep) if llm else self.inline
+        self.services = {"controls": self.controls, **(services or {})}
+        self.engine = Engine(
+            self.store,
+            self.registry,
+            PlanSource({}, llm=planner),
+            policy=self.policy,
+            services=self.services,
+            clock=clock,
+            config=EngineConfig(name="w1"),
+        )
+        self.engine.store_outbox_exists = self.outbox.exists  # type: ignore[attr-defined]
+
+    async def submit(
+        self,
+        text: str = "do it",
+        *,
+        steps: list[dict[str, Any]] | None = None,
+        key: str = "e1",
+        requester: str = "alice",
+    ) -> int:
+        if steps is not None:
+            self.inline.plans[text] = {"steps": steps}
+        task_id, _ = await self.store.create_task(
+            NewTask(
+                platform="console",
+                tenant="t1",
+                dedupe_key=key,
+                requester=requester,
+                conversation=CONV,
+                text=text,
+            ),
+            self.clock(),
+        )
+        return task_id
+
+    async def drain(self) -> None:
+        await self.engine.drain()
+
+    async def kinds(self, task_id: int) -> list[str]:
+        return [e.kind for e in await self.store.events(task_id)]
+
+    async def messages(self, task_id: int) -> list[Any]:
+        return [r for r in await self.outbox.rows(task_id) if r.kind == "message"]
