@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from tasks.db import Tx
-from tasks.models import Spend
+from tasks.models import Spend, Step
 from tasks.skills import StepResult
 from tasks.states import StepState, TaskState
 from tasks.store import (
@@ -26,10 +26,25 @@ from tasks.store import (
     card_update,
     event_row,
     outbox_row,
+    update_step,
 )
 
 SPEND = Spend.__table__  # type: ignore[attr-defined]
 _LIVE = [TaskState.RUNNING.value]
+
+
+def step_rows(task_id: int, plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """The step records of a new plan, before any of them ran."""
+    return [
+        {"task_id": task_id, "key": s["key"], "skill": s["skill"], "args": s.get("args") or {},
+         "depends_on": list(s.get("depends_on") or []), "position": i, "state": StepState.PENDING.value,
+         "attempts": 0, "tokens": 0, "cost": 0.0, "idempotency_key": f"task-{task_id}-{s['key']}"}
+        for i, s in enumerate(plan["steps"])
+    ]  # fmt: skip
+
+
+def planned_steps(task_id: int, plan: dict[str, Any]) -> list[Step]:
+    return [Step(**row) for row in step_rows(task_id, plan)]
 
 
 class Checkpoints:
@@ -46,28 +61,22 @@ class Checkpoints:
 
     async def save_plan(
         self, task_id: int, worker: str, plan: dict[str, Any], now: datetime, *, actor: str = "planner",
-        tokens: int = 0, cost: float = 0.0,
+        tokens: int = 0, cost: float = 0.0, from_queued: bool = False,
     ) -> None:  # fmt: skip
-        """The plan's steps, and what planning it cost (tokens, dollars) on the task."""
+        """The plan's steps, and what planning it cost (tokens, dollars) on the task.
+        `from_queued`: the plan came at once, so planning starts and ends here."""
 
         def q(tx: Tx) -> None:
-            rows = [
-                {
-                    "task_id": task_id, "key": s["key"], "skill": s["skill"], "args": s.get("args") or {},
-                    "depends_on": list(s.get("depends_on") or []), "position": i,
-                    "state": StepState.PENDING.value, "attempts": 0, "tokens": 0, "cost": 0.0,
-                    "idempotency_key": f"task-{task_id}-{s['key']}",
-                }  # fmt: skip
-                for i, s in enumerate(plan["steps"])
-            ]
-            tx.conn.execute(insert(STEP), rows)
+            if from_queued:
+                self.store.transition(tx, task_id, TaskState.PLANNING, actor=worker, now=now, fence=worker,
+                                      values={"started_at": now}, card=False)  # fmt: skip
+            tx.conn.execute(insert(STEP), step_rows(task_id, plan))
             usage = {"tokens": tokens, "cost": round(cost, 6)} if tokens or cost else {}
             row = self.store.transition(
                 tx, task_id, TaskState.RUNNING, actor=actor, now=now, fence=worker, kind="plan.ready",
                 detail={"steps": [s["key"] for s in plan["steps"]], "summary": plan.get("summary", ""),
                         **usage},
-                values={"plan": plan, "run_after": now, "tokens": TASK.c.tokens + tokens,
-                        "cost": TASK.c.cost + cost},
+                values={"plan": plan, "run_after": now}, add={"tokens": tokens, "cost": cost},
             )  # fmt: skip
             if tokens or cost:
                 self._spend(tx, row.platform, row.requester, now, cost, tokens)
@@ -79,11 +88,8 @@ class Checkpoints:
 
         def q(tx: Tx) -> None:
             self.store.fenced_task_update(tx, task_id, worker, _LIVE, updated_at=now)
-            tx.conn.execute(
-                update(STEP).where(STEP.c.task_id == task_id, STEP.c.key == key)
-                .values(state=StepState.RUNNING.value, intent_at=now, attempts=attempt,
-                        started_at=now, error=None)
-            )  # fmt: skip
+            update_step(tx, task_id, key, state=StepState.RUNNING.value, intent_at=now, attempts=attempt,
+                        started_at=now, error=None)  # fmt: skip
             tx.insert_later(EVENT, event_row(task_id, worker, "step.intent", now, step=key, attempt=attempt))
 
         await self.db.run(q)
@@ -95,15 +101,12 @@ class Checkpoints:
 
         def q(tx: Tx) -> None:
             row = self.store.fenced_task_update(
-                tx, task_id, worker, _LIVE, updated_at=now, tokens=TASK.c.tokens + result.tokens,
-                cost=TASK.c.cost + result.cost, steps_run=TASK.c.steps_run + 1,
+                tx, task_id, worker, _LIVE, updated_at=now,
+                add={"tokens": result.tokens, "cost": result.cost, "steps_run": 1},
             )  # fmt: skip
-            tx.conn.execute(
-                update(STEP).where(STEP.c.task_id == task_id, STEP.c.key == key)
-                .values(state=StepState.SUCCEEDED.value, result=result.output, attempts=attempt,
-                        tokens=STEP.c.tokens + result.tokens, cost=STEP.c.cost + result.cost,
-                        finished_at=now, error=None, wake_at=None)
-            )  # fmt: skip
+            update_step(tx, task_id, key, add={"tokens": result.tokens, "cost": result.cost},
+                        state=StepState.SUCCEEDED.value, result=result.output, attempts=attempt,
+                        finished_at=now, error=None, wake_at=None)  # fmt: skip
             for msg in result.outbox:
                 self._outbox(tx, task_id, row.platform, msg.kind, msg.conversation, msg.payload,
                              now, msg.idempotency_key, msg.card_key)  # fmt: skip
@@ -150,14 +153,11 @@ class Checkpoints:
         def q(tx: Tx) -> None:
             tokens, cost = usage
             self.store.fenced_task_update(tx, task_id, worker, _LIVE, updated_at=now,
-                                          tokens=TASK.c.tokens + tokens, cost=TASK.c.cost + cost)  # fmt: skip
+                                          add={"tokens": tokens, "cost": cost})  # fmt: skip
             state = StepState.PENDING if retry_at else StepState.FAILED
-            tx.conn.execute(
-                update(STEP).where(STEP.c.task_id == task_id, STEP.c.key == key)
-                .values(state=state.value, error=error[:4000], attempts=attempt, wake_at=retry_at,
-                        intent_at=None, finished_at=None if retry_at else now,
-                        tokens=STEP.c.tokens + tokens, cost=STEP.c.cost + cost)
-            )  # fmt: skip
+            update_step(tx, task_id, key, add={"tokens": tokens, "cost": cost}, state=state.value,
+                        error=error[:4000], attempts=attempt, wake_at=retry_at, intent_at=None,
+                        finished_at=None if retry_at else now)  # fmt: skip
             kind = "step.retry" if retry_at else "step.failed"
             extra = {"retry_at": retry_at.isoformat()} if retry_at else {}
             tx.insert_later(EVENT, event_row(task_id, worker, kind, now, step=key, attempt=attempt,

@@ -31,6 +31,7 @@ from tasks.policy import Policy
 from tasks.states import IllegalTransition, TaskState
 from tasks.steps import StepRunner, TurnState
 from tasks.store import LeaseLost, NotFound, Store, TaskView
+from tasks.checkpoints import planned_steps
 
 log = logging.getLogger(__name__)
 
@@ -131,17 +132,18 @@ class Engine:
         if room <= 0:
             return 0
         try:
-            ids = await self.store.claim(self.name, min(room, self.config.claim_batch),
-                                         self.config.lease_seconds, self.clock())  # fmt: skip
+            claimed = await self.store.claim_rows(self.name, min(room, self.config.claim_batch),
+                                                  self.config.lease_seconds, self.clock())  # fmt: skip
         except Exception as e:
             log.warning("claim failed: %s", e)
             await asyncio.sleep(self.config.poll_seconds)
             return 0
-        for task_id in ids:
-            t = asyncio.create_task(self._turn(task_id), name=f"task-{task_id}")
-            self._running[task_id] = t
-            t.add_done_callback(lambda _t, i=task_id: self._running.pop(i, None))
-        return len(ids)
+        for task in claimed:
+            assert task.id is not None
+            t = asyncio.create_task(self._turn(task), name=f"task-{task.id}")
+            self._running[task.id] = t
+            t.add_done_callback(lambda _t, i=task.id: self._running.pop(i, None))
+        return len(claimed)
 
     async def _renew_loop(self, stop: asyncio.Event) -> None:
         period = self.config.lease_seconds / 3
@@ -166,10 +168,11 @@ class Engine:
 
     # -- one turn on one task ---------------------------------------------------
 
-    async def _turn(self, task_id: int) -> None:
+    async def _turn(self, task: Task) -> None:
         self.turns += 1
+        task_id = task.id
         try:
-            await self.run_turn(task_id)
+            await self._run_turn(task, None)
         except (LeaseLost, IllegalTransition, NotFound) as e:
             log.info("task %s: turn ended: %s", task_id, e)
         except asyncio.CancelledError:
@@ -178,21 +181,31 @@ class Engine:
             log.exception("task %s: turn crashed; the lease will lapse and it will be retried", task_id)
 
     async def run_turn(self, task_id: int) -> None:
+        """One turn on a task this worker has claimed."""
         view = await self.store.view(task_id)
-        task = view.task
+        await self._run_turn(view.task, view)
+
+    async def _run_turn(self, task: Task, view: TaskView | None) -> None:
         if task.lease_holder != self.name:
             return
         rules = self.policy.rules_for(task.platform, task.tenant, _channel(task))
         if task.state in (TaskState.QUEUED, TaskState.PLANNING):
-            if not await self._plan(task, rules):
+            view = await self._plan(task, rules)
+            if view is None:
                 return
-            view = await self.store.view(task_id)
+        elif view is None:
+            assert task.id is not None
+            view = await self.store.view(task.id)
         await self._run_steps(view, rules)
 
-    async def _plan(self, task: Task, rules: Any) -> bool:
+    async def _plan(self, task: Task, rules: Any) -> TaskView | None:
+        """Plan the task and save the plan; the view of the planned task, built
+        in memory (nothing else can change a task this worker holds)."""
         assert task.id is not None
         now = self.clock()
-        if task.state == TaskState.QUEUED:
+        # A playbook plans at once; an LLM may take seconds, so show "planning" first.
+        instant = bool(task.playbook)
+        if task.state == TaskState.QUEUED and not instant:
             await self.checkpoints.start_planning(task.id, self.name, now)
         try:
             draft = await self.planner.plan(task, self.registry.names(), rules)
@@ -200,14 +213,21 @@ class Engine:
             if "timeout_seconds" in draft.plan:
                 plan["timeout_seconds"] = draft.plan["timeout_seconds"]
         except PlanError as e:
+            if task.state == TaskState.QUEUED and instant:
+                await self.checkpoints.start_planning(task.id, self.name, now)
             await self.checkpoints.finish(task.id, self.name, TaskState.FAILED, self.clock(),
                                           error=f"could not plan: {e}")  # fmt: skip
-            return False
+            return None
         if rules.approve_plan:
             plan = gate_plan(plan)
-        await self.checkpoints.save_plan(task.id, self.name, plan, self.clock(),
-                                         tokens=draft.tokens, cost=draft.cost)  # fmt: skip
-        return True
+        now = self.clock()
+        await self.checkpoints.save_plan(task.id, self.name, plan, now, tokens=draft.tokens, cost=draft.cost,
+                                         from_queued=task.state == TaskState.QUEUED and instant)  # fmt: skip
+        task.state, task.plan, task.run_after = TaskState.RUNNING.value, plan, now
+        task.tokens += draft.tokens
+        task.cost += draft.cost
+        task.started_at = task.started_at or now
+        return TaskView(task, planned_steps(task.id, plan), [])
 
     async def _run_steps(self, view: TaskView, rules: Any) -> None:
         task = view.task

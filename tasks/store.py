@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -27,6 +27,84 @@ STEP = Step.__table__  # type: ignore[attr-defined]
 APPROVAL = Approval.__table__  # type: ignore[attr-defined]
 EVENT = Event.__table__  # type: ignore[attr-defined]
 OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
+
+
+_STATEMENTS: dict[tuple[Any, ...], Any] = {}
+
+
+def task_update(
+    states: frozenset[str] | Sequence[str], *, fenced: bool, target: str | None, set_keys: tuple[str, ...],
+    add_keys: tuple[str, ...] = (),
+) -> Any:
+    """A prebuilt (cached) UPDATE of one task row guarded by its state and, when
+    fenced, by the lease holder. Building SQLAlchemy statements per call costs
+    more than running them, so the hot path reuses these with bound parameters
+    p_id, p_fence, v_<column> (new value) and a_<column> (increment)."""
+    key = ("task", frozenset(states), fenced, target, set_keys, add_keys)
+    stmt = _STATEMENTS.get(key)
+    if stmt is None:
+        conds = [TASK.c.id == bindparam("p_id"), TASK.c.state.in_(sorted(states))]
+        if fenced:
+            conds.append(TASK.c.lease_holder == bindparam("p_fence"))
+        values: dict[str, Any] = {k: bindparam(f"v_{k}") for k in set_keys}
+        values.update({k: TASK.c[k] + bindparam(f"a_{k}") for k in add_keys})
+        if target is not None:
+            values["state"] = target
+            values["version"] = TASK.c.version + 1
+        stmt = (
+            update(TASK).where(*conds).values(**values)
+            .returning(TASK.c.platform, TASK.c.conversation, TASK.c.requester)
+        )  # fmt: skip
+        _STATEMENTS[key] = stmt
+    return stmt
+
+
+def step_update(set_keys: tuple[str, ...], add_keys: tuple[str, ...] = ()) -> Any:
+    """A prebuilt UPDATE of one step (p_task, p_key), like `task_update`."""
+    key = ("step", set_keys, add_keys)
+    stmt = _STATEMENTS.get(key)
+    if stmt is None:
+        values: dict[str, Any] = {k: bindparam(f"v_{k}") for k in set_keys}
+        values.update({k: STEP.c[k] + bindparam(f"a_{k}") for k in add_keys})
+        stmt = update(STEP).where(STEP.c.task_id == bindparam("p_task"), STEP.c.key == bindparam("p_key"))
+        stmt = stmt.values(**values)
+        _STATEMENTS[key] = stmt
+    return stmt
+
+
+def update_step(tx: Tx, task_id: int, key: str, add: dict[str, Any] | None = None, **values: Any) -> None:
+    inc = add or {}
+    params: dict[str, Any] = {"p_task": task_id, "p_key": key}
+    params.update({f"v_{k}": v for k, v in values.items()})
+    params.update({f"a_{k}": v for k, v in inc.items()})
+    tx.conn.execute(step_update(tuple(sorted(values)), tuple(sorted(inc))), params)
+
+
+def task_params(task_id: int, fence: str | None, values: dict[str, Any], add: dict[str, Any]) -> dict[str, Any]:
+    params: dict[str, Any] = {"p_id": task_id, "p_fence": fence}
+    params.update({f"v_{k}": v for k, v in values.items()})
+    params.update({f"a_{k}": v for k, v in add.items()})
+    return params
+
+
+_BY_ID = {
+    "task": select(TASK).where(TASK.c.id == bindparam("p_id")),
+    "steps": select(STEP).where(STEP.c.task_id == bindparam("p_id")).order_by(STEP.c.position),
+    "approvals": select(APPROVAL).where(APPROVAL.c.task_id == bindparam("p_id")).order_by(APPROVAL.c.id),
+}
+
+
+_CLAIMABLE = (
+    select(TASK)
+    .where(
+        TASK.c.state.in_([s.value for s in CLAIMABLE]),
+        or_(TASK.c.run_after.is_(None), TASK.c.run_after <= bindparam("p_now")),
+        or_(TASK.c.lease_holder.is_(None), TASK.c.lease_expires_at < bindparam("p_now")),
+    )
+    .order_by(TASK.c.run_after, TASK.c.id)
+    .limit(bindparam("p_limit"))
+    .with_for_update(skip_locked=True)
+)
 
 
 class LeaseLost(Exception):
@@ -159,7 +237,7 @@ class Store:
 
     @staticmethod
     def _get_task(tx: Tx, task_id: int) -> Task | None:
-        row = tx.conn.execute(select(TASK).where(TASK.c.id == task_id)).first()
+        row = tx.conn.execute(_BY_ID["task"], {"p_id": task_id}).first()
         return _row(Task, row) if row else None
 
     async def view(self, task_id: int) -> TaskView:
@@ -172,12 +250,8 @@ class Store:
         task = self._get_task(tx, task_id)
         if task is None:
             raise NotFound(f"no task {task_id}")
-        steps = tx.conn.execute(
-            select(STEP).where(STEP.c.task_id == task_id).order_by(STEP.c.position)
-        ).all()
-        approvals = tx.conn.execute(
-            select(APPROVAL).where(APPROVAL.c.task_id == task_id).order_by(APPROVAL.c.id)
-        ).all()
+        steps = tx.conn.execute(_BY_ID["steps"], {"p_id": task_id}).all()
+        approvals = tx.conn.execute(_BY_ID["approvals"], {"p_id": task_id}).all()
         return TaskView(task, [_row(Step, r) for r in steps], [_row(Approval, r) for r in approvals])
 
     async def list_tasks(
@@ -222,39 +296,35 @@ class Store:
     # -- claims and leases --------------------------------------------------
 
     async def claim(self, worker: str, limit: int, lease_seconds: float, now: datetime | None = None) -> list[int]:
+        return [t.id for t in await self.claim_rows(worker, limit, lease_seconds, now)]  # type: ignore[misc]
+
+    async def claim_rows(self, worker: str, limit: int, lease_seconds: float,
+                         now: datetime | None = None) -> list[Task]:  # fmt: skip
         """Take up to `limit` runnable tasks under a lease. On PostgreSQL rows are
         locked with FOR UPDATE SKIP LOCKED, so concurrent workers never take the
         same task; SQLite serializes writers with BEGIN IMMEDIATE."""
         t = now or utcnow()
         return await self.db.run(lambda tx: self._claim(tx, worker, limit, lease_seconds, t))
 
-    def _claim(self, tx: Tx, worker: str, limit: int, lease_seconds: float, now: datetime) -> list[int]:
-        stmt = (
-            select(TASK.c.id, TASK.c.lease_holder)
-            .where(
-                TASK.c.state.in_([s.value for s in CLAIMABLE]),
-                or_(TASK.c.run_after.is_(None), TASK.c.run_after <= now),
-                or_(TASK.c.lease_holder.is_(None), TASK.c.lease_expires_at < now),
-            )
-            .order_by(TASK.c.run_after, TASK.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        rows = tx.conn.execute(stmt).all()
+    def _claim(self, tx: Tx, worker: str, limit: int, lease_seconds: float, now: datetime) -> list[Task]:
+        rows = tx.conn.execute(_CLAIMABLE, {"p_now": now, "p_limit": limit}).all()
         if not rows:
             return []
         ids = [r.id for r in rows]
+        until = now + timedelta(seconds=lease_seconds)
         tx.conn.execute(
-            update(TASK)
-            .where(TASK.c.id.in_(ids))
-            .values(lease_holder=worker, lease_expires_at=now + timedelta(seconds=lease_seconds))
+            update(TASK).where(TASK.c.id.in_(ids)).values(lease_holder=worker, lease_expires_at=until)
         )
+        tasks = []
         for r in rows:
             if r.lease_holder is not None:
                 tx.insert_later(
                     EVENT, event_row(r.id, worker, "lease.taken_over", now, previous=r.lease_holder)
                 )
-        return ids
+            task = _row(Task, r)
+            task.lease_holder, task.lease_expires_at = worker, until
+            tasks.append(task)
+        return tasks
 
     async def renew(self, worker: str, ids: Sequence[int], lease_seconds: float, now: datetime | None = None) -> set[int]:
         """Extend the leases this worker holds; returns the ids it has lost."""
@@ -297,19 +367,16 @@ class Store:
         kind: str | None = None,
         detail: dict[str, Any] | None = None,
         values: dict[str, Any] | None = None,
+        add: dict[str, Any] | None = None,
         card: bool = True,
     ) -> Any:
         """Move a task to `target` (refusing illegal moves), write the event and
         queue a card refresh. Returns the task row's platform and conversation."""
-        conds = [TASK.c.id == task_id, TASK.c.state.in_(sources_for(target))]
-        if fence is not None:
-            conds.append(TASK.c.lease_holder == fence)
-        row = tx.conn.execute(
-            update(TASK)
-            .where(and_(*conds))
-            .values(state=target, updated_at=now, version=TASK.c.version + 1, **(values or {}))
-            .returning(TASK.c.platform, TASK.c.conversation, TASK.c.requester)
-        ).first()
+        vals = {"updated_at": now, **(values or {})}
+        inc = add or {}
+        stmt = task_update(sources_for(target), fenced=fence is not None, target=target,
+                           set_keys=tuple(sorted(vals)), add_keys=tuple(sorted(inc)))  # fmt: skip
+        row = tx.conn.execute(stmt, task_params(task_id, fence, vals, inc)).first()
         if row is None:
             self._explain_refusal(tx, task_id, target, fence)
         tx.insert_later(EVENT, event_row(task_id, actor, kind or f"task.{target}", now, **(detail or {})))
@@ -328,14 +395,15 @@ class Store:
             raise LeaseLost(f"task {task_id} is no longer held by {fence}")
         raise IllegalTransition(task_id, cur.state, target)  # pragma: no cover - raced
 
-    def fenced_task_update(self, tx: Tx, task_id: int, fence: str, states: Sequence[str], **values: Any) -> Any:
+    def fenced_task_update(
+        self, tx: Tx, task_id: int, fence: str, states: Sequence[str], *,
+        add: dict[str, Any] | None = None, **values: Any,
+    ) -> Any:  # fmt: skip
         """Update the task only while this worker holds it in one of `states`."""
-        row = tx.conn.execute(
-            update(TASK)
-            .where(TASK.c.id == task_id, TASK.c.lease_holder == fence, TASK.c.state.in_(list(states)))
-            .values(**values)
-            .returning(TASK.c.platform, TASK.c.conversation, TASK.c.requester)
-        ).first()
+        inc = add or {}
+        stmt = task_update(tuple(states), fenced=True, target=None, set_keys=tuple(sorted(values)),
+                           add_keys=tuple(sorted(inc)))  # fmt: skip
+        row = tx.conn.execute(stmt, task_params(task_id, fence, values, inc)).first()
         if row is None:
             raise LeaseLost(f"task {task_id} is no longer running under {fence}")
         return row
