@@ -89,12 +89,11 @@ async def test_unknown_invoke_names_get_a_400_not_a_crash():
     assert recorder.clicks == []
 
 
-async def test_refused_submit_is_explained_to_the_clicker_by_mention():
+async def test_refused_submit_sends_nothing_inline_the_bot_notifies():
     recorder = RecordingBot(click_result=ClickResult(False, "Only Bob may approve this"))
     adapter, _ = await run_turn(recorder, submit_message(URL, "approve", {"approval_id": 4}))
-    [reply] = adapter.activity_buffer
-    assert reply.text == "<at>Alice</at> Only Bob may approve this"
-    assert reply.entities[0].mentioned.id == "aad-alice"
+    assert [c.user for c in recorder.clicks] == ["aad-alice"]
+    assert adapter.activity_buffer == []
 
 
 async def test_accepted_submit_sends_nothing_inline():

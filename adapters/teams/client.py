@@ -60,7 +60,7 @@ class TeamsAdapter:
         self._app_id = app_id
         self._limits = limits or ConversationLimits()
         self._max_wait = max_wait
-        self._clock, self._wall, self._sleep = clock, wall, sleep
+        self.clock, self.wall, self.sleep = clock, wall, sleep
         self._connectors: dict[str, ConnectorClient] = {}
         self._names: dict[str, str] = {}
 
@@ -107,16 +107,16 @@ class TeamsAdapter:
         service_url = conversation.extra.get("service_url")
         if not service_url:
             raise DeliveryError("no Teams serviceUrl stored for this conversation", permanent=True)
-        wait = self._limits.reserve(target, self._clock(), self._max_wait)
+        wait = self._limits.reserve(target, self.clock(), self._max_wait)
         if wait > self._max_wait:
             raise DeliveryError("Teams rate limit for this conversation", retry_after=wait)
         if wait > 0:
-            await self._sleep(wait)
+            await self.sleep(wait)
         connector = await self._connector(str(service_url))
         try:
             return await call(connector, target)
         except HttpOperationError as error:
-            raise _http_error(error, self._wall()) from error
+            raise _http_error(error, self.wall()) from error
         except (ClientRequestError, OSError) as error:
             raise DeliveryError(f"cannot reach the Bot Connector: {error}") from error
 

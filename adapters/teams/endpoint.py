@@ -4,13 +4,13 @@
 shape, token) and then runs the turn through botbuilder's CloudAdapter with
 `TeamsBot`, which turns activities into neutral messages and clicks for the
 bot's handlers. Replies a person should see go through the bot's outbox and
-`TeamsAdapter`; only answers that must come inline (invoke responses, a
-refused Action.Submit) are sent here.
+`TeamsAdapter`; only invoke responses are answered inline.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -20,14 +20,13 @@ from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import Activity, ActivityTypes
 from botframework.connector.auth import BotFrameworkAuthentication
 
-from adapters.chat import Click, ClickHandler, ClickResult, MessageHandler
+from adapters.chat import Click, ClickResult, Handled, Inbound
 from adapters.teams import cards
 from adapters.teams.auth import AuthUnavailable, Unauthorized, authenticate
-from adapters.teams.client import TeamsAdapter, mention_activity
+from adapters.teams.client import TeamsAdapter
 from adapters.teams.inbound import (
     EXECUTE_INVOKE,
     bot_was_added,
-    conversation_id,
     is_from_bot,
     to_click,
     to_inbound,
@@ -48,8 +47,8 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
 
     def __init__(
         self,
-        on_message: MessageHandler,
-        on_click: ClickHandler,
+        on_message: Callable[[Inbound], Awaitable[Handled]],
+        on_click: Callable[[Click], Awaitable[ClickResult]],
         adapter: TeamsAdapter | None = None,
     ) -> None:
         self._on_message = on_message
@@ -63,9 +62,9 @@ class TeamsBot(ActivityHandler):  # type: ignore[misc]
         self._remember(activity)
         click = to_click(activity)
         if click is not None:
-            result = await self._on_click(click)
-            if not result.accepted:
-                await _reply_to_clicker(turn_context, click, result)
+            # Action.Submit (older clients): the bot's outbox refreshes the card
+            # and tells a refused clicker why (TeamsAdapter.notify).
+            await self._on_click(click)
             return
         inbound = to_inbound(activity)
         if inbound is not None:
@@ -107,16 +106,6 @@ def execute_answer(result: ClickResult, activity: Activity) -> dict[str, Any]:
 def _invoke_error(status: HTTPStatus, message: str) -> InvokeResponse:
     body = {"statusCode": int(status), "type": "application/vnd.microsoft.error"}
     return InvokeResponse(status=status, body={**body, "value": {"message": message}})
-
-
-async def _reply_to_clicker(turn_context: TurnContext, click: Click, result: ClickResult) -> None:
-    """A refused Action.Submit (older clients): a reply that @mentions the clicker."""
-    target = conversation_id(click.conversation)
-    reply = mention_activity(target, click.user, click.user_name or "you", result.text)
-    try:
-        await turn_context.send_activity(reply)
-    except Exception:  # the decision is recorded; a lost notice must not fail the request
-        log.warning("could not tell %s why the click was refused", click.user, exc_info=True)
 
 
 class TeamsEndpoint:

@@ -1,0 +1,46 @@
+"""Teams wiring: builds the Bot Framework authentication, the Teams adapter and
+endpoint from Settings, hands the adapter to the delivery loop and mounts
+POST /api/messages."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from adapters.teams import TeamsAdapter, TeamsBot, TeamsCredentials, TeamsEndpoint, authentication
+from bot.config import Settings
+from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def credentials(settings: Settings) -> TeamsCredentials:
+    password = settings.microsoft_app_password
+    return TeamsCredentials(
+        app_id=settings.microsoft_app_id,
+        app_password=password.get_secret_value() if password else "",
+        app_type=settings.microsoft_app_type or "MultiTenant",
+        tenant_id=settings.microsoft_app_tenant_id,
+    )
+
+
+def mount_teams(app: web.Application, runtime: Runtime) -> TeamsAdapter | None:
+    """Called by bot.server.make_app when Teams is configured (an app id, or
+    COWORK_TEAMS=1 for the Bot Framework Emulator without authentication)."""
+    settings = runtime.settings
+    if not settings.teams_enabled:
+        return None
+    creds = credentials(settings)
+    try:
+        auth = authentication(creds)
+    except ValueError as e:
+        raise SystemExit(f"cowork: Teams is misconfigured: {e}") from e
+    if creds.auth_disabled:
+        log.warning("teams: no MicrosoftAppId, /api/messages accepts unauthenticated requests")
+    adapter = TeamsAdapter(auth, creds.app_id)
+    runtime.add_adapter("teams", adapter)
+    conversation = runtime.conversation
+    bot = TeamsBot(conversation.handle_message, conversation.handle_click, adapter)
+    app.router.add_post("/api/messages", TeamsEndpoint(auth, bot).handle)
+    return adapter
