@@ -34,8 +34,9 @@ def parsed(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def approval_card() -> Card:
     return Card(
         title="Approve: post to #eng",
-        text="Task #7 wants to post a message. <!channel> & <@U999> should stay text.",
+        text="Approve: post to #eng",
         tone="warning",
+        body=("Task #7 wants to post a message. <!channel> & <@U999> should stay text.",),
         fields=(Field("Requested by", "<@U123>"), Field("Skill", "chat.post")),
         steps=(Field("post", "waiting for approval"),),
         buttons=(
@@ -73,6 +74,14 @@ def test_approval_buttons_carry_action_ids_and_json_values() -> None:
         ("reject", '{"approval_id":3}'),
     ]
     assert actions[2]["url"] == "https://cowork.example/tasks/7"
+
+
+def test_the_fallback_text_is_shown_only_when_nothing_else_says_it() -> None:
+    assert "Approve: post to #eng" not in json.dumps(render(approval_card())[1:])
+    assert render(Card(title="", text="hi", body=("hi",))) == [
+        {"type": "section", "text": {"type": "mrkdwn", "text": "hi"}}
+    ]
+    assert render(Card(title="t", text="only me"))[1]["text"]["text"] == "only me"
 
 
 def test_decided_card_has_no_decision_buttons() -> None:

@@ -140,7 +140,8 @@ def _actions(card: Card) -> list[Block]:
 
 def _content(card: Card) -> list[Block]:
     blocks: list[Block] = []
-    if card.text:
+    if card.text and not (card.body or card.fields or card.steps):
+        # `text` is the notification fallback; shown only when nothing else says it
         blocks.append(_section(clip(card.text, SECTION_TEXT)))
     blocks.extend(_fields(card.fields))
     blocks.extend(_section(clip(p, SECTION_TEXT)) for p in card.body if p)
@@ -154,7 +155,7 @@ def render(card: Card) -> list[Block]:
     if card.footer:
         tail.append({"type": "context", "elements": [_mrkdwn(clip(card.footer, CONTEXT_TEXT))]})
     content = _content(card)
-    room = MAX_BLOCKS - 1 - len(tail)
+    room = MAX_BLOCKS - (1 if card.title.strip() else 0) - len(tail)
     if len(content) > room:
         hidden = len(content) - (room - 1)
         content = content[: room - 1]
@@ -164,7 +165,8 @@ def render(card: Card) -> list[Block]:
                 "elements": [_mrkdwn(f"… ({hidden} more, truncated, see task page)")],
             }
         )
-    return [_header(card), *content, *tail]
+    head = [_header(card)] if card.title.strip() else []
+    return [*head, *content, *tail]
 
 
 def fallback(card: Card) -> str:

@@ -25,7 +25,7 @@ from slack_bolt.error import BoltError
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
-from adapters.chat import ClickHandler, MessageHandler
+from adapters.chat import Click, ClickResult, Handled, Inbound
 from adapters.slack.client import SlackAdapter
 from adapters.slack.home import HomeSource, render_home
 from adapters.slack.inbound import PLATFORM, command_to_inbound, to_click, to_inbound
@@ -35,6 +35,8 @@ COMMAND = "/cowork"
 DECISIONS = frozenset({"approve", "reject"})
 EVENTS = ("app_mention", "message", "app_home_opened")
 Authorize = Callable[..., Awaitable[AuthorizeResult]]
+OnMessage = Callable[[Inbound], Awaitable[Handled]]
+OnClick = Callable[[Click], Awaitable[ClickResult]]
 
 
 class Listeners:
@@ -43,8 +45,8 @@ class Listeners:
     def __init__(
         self,
         adapter: SlackAdapter,
-        on_message: MessageHandler,
-        on_click: ClickHandler,
+        on_message: OnMessage,
+        on_click: OnClick,
         home: HomeSource | None,
     ):
         self.adapter = adapter
@@ -97,8 +99,8 @@ def build_app(
     adapter: SlackAdapter,
     *,
     signing_secret: str,
-    on_message: MessageHandler,
-    on_click: ClickHandler,
+    on_message: OnMessage,
+    on_click: OnClick,
     home: HomeSource | None = None,
     authorize: Authorize | None = None,
 ) -> AsyncApp:

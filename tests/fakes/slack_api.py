@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 BOT_USER = "UBOT"
 BOT_ID = "BBOT"
@@ -42,6 +42,8 @@ class FakeSlack:
     base_url: str = ""
     _ts: int = 0
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    sockets: list[web.WebSocketResponse] = field(default_factory=list)
+    frames: list[dict[str, Any]] = field(default_factory=list)  # what Socket Mode clients sent
 
     # -- what the tests use --------------------------------------------------
 
@@ -51,12 +53,16 @@ class FakeSlack:
         """The next call of `method` fails like this."""
         self.faults.setdefault(method, []).append(Fault(error, status, retry_after))
 
-    async def wait_for(self, method: str, count: int = 1, *, within: float = 5.0) -> list[Call]:
-        """The calls of `method` once there are `count` of them (work done after an ack)."""
+    async def until(self, predicate: Callable[[], bool], *, within: float = 5.0) -> None:
+        """Wait until `predicate()` holds, checking whenever a request or frame arrives."""
         async with asyncio.timeout(within):
-            while len(self.called(method)) < count:
+            while not predicate():
                 await self._arrived.wait()
                 self._arrived.clear()
+
+    async def wait_for(self, method: str, count: int = 1, *, within: float = 5.0) -> list[Call]:
+        """The calls of `method` once there are `count` of them (work done after an ack)."""
+        await self.until(lambda: len(self.called(method)) >= count, within=within)
         return self.called(method)
 
     def called(self, method: str) -> list[Call]:
@@ -98,6 +104,22 @@ class FakeSlack:
     def _next_ts(self) -> str:
         self._ts += 1
         return f"1700000000.{self._ts:06d}"
+
+    def m_apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "url": self.base_url.replace("http://", "ws://") + "socket"}
+
+    async def socket(self, request: web.Request) -> web.WebSocketResponse:
+        """Socket Mode: say hello, then take acks (envelope ids) from the client."""
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self.sockets.append(ws)
+        await ws.send_json({"type": "hello", "num_connections": 1})
+        self._arrived.set()
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                self.frames.append(json.loads(msg.data))
+                self._arrived.set()
+        return ws
 
     def m_auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -157,6 +179,7 @@ class FakeSlack:
 async def fake_slack() -> AsyncIterator[FakeSlack]:
     fake = FakeSlack()
     app = web.Application()
+    app.router.add_get("/api/socket", fake.socket)
     app.router.add_route("*", "/api/{method}", fake.api)
     runner = web.AppRunner(app)
     await runner.setup()
@@ -167,6 +190,8 @@ async def fake_slack() -> AsyncIterator[FakeSlack]:
     try:
         yield fake
     finally:
+        for ws in fake.sockets:
+            await ws.close()
         await runner.cleanup()
 
 

@@ -1,0 +1,161 @@
+"""End to end over real HTTP: the whole bot (bot.server app with the Slack
+wiring, engine, delivery loop, SQLite) against the fake Slack Web API.
+
+A mention runs the `announce` playbook; the task card and the approval card
+appear in the mention's thread; the wrong user's click is refused privately;
+the requester approves; the announcement is posted once; the approval card
+shows who decided, without buttons; the summary lands in the thread."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+import pytest
+from aiohttp import web
+from slack_sdk.models.blocks import Block
+
+from adapters.slack import SlackAdapter
+from bot.config import Settings
+from bot.runtime import Runtime
+from bot.server import make_app
+from tests.conftest import Clock
+from tests.fakes.slack_api import (
+    FakeSlack,
+    click_payload,
+    fake_slack,
+    mention_event,
+    signed_headers,
+)
+
+SECRET = "e2e-secret"
+THREAD = "1699999999.000100"
+
+
+@dataclass
+class Bot:
+    url: str
+    http: aiohttp.ClientSession
+    runtime: Runtime
+    slack: FakeSlack
+
+    async def post(self, body: str, content_type: str, **headers: str) -> int:
+        signed = signed_headers(body, SECRET, content_type=content_type)
+        async with self.http.post(self.url, data=body.encode(), headers={**signed, **headers}) as r:
+            await r.read()
+            return r.status
+
+    async def mention(self, text: str, event_id: str = "Ev1", **headers: str) -> int:
+        return await self.post(json.dumps(mention_event(text, event_id=event_id, ts=THREAD)),
+                               "application/json", **headers)  # fmt: skip
+
+    async def click(self, action: str, value: dict[str, Any], user: str, message_ts: str) -> int:
+        payload = click_payload(action, json.dumps(value), user=user, message_ts=message_ts,
+                                thread_ts=THREAD)  # fmt: skip
+        body = urlencode({"payload": json.dumps(payload)})
+        return await self.post(body, "application/x-www-form-urlencoded")
+
+    async def settle(self) -> None:
+        for _ in range(5):
+            await self.runtime.engine.drain()
+            await self.runtime.delivery.drain()
+
+    def thread(self) -> list[dict[str, Any]]:
+        return self.slack.thread("C1", THREAD)
+
+
+class MovedTime:
+    """The adapter's pacing clock, moved instead of slept."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+async def bot(sqlite_url: str, clock: Clock) -> AsyncIterator[Bot]:
+    async with fake_slack() as slack:
+        settings = Settings(DATABASE_URL=sqlite_url, SLACK_BOT_TOKEN="xoxb-e2e",
+                            SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=slack.base_url,
+                            COWORK_PUBLIC_URL="https://cowork.example")  # fmt: skip
+        runtime = Runtime(settings, clock=clock)
+        app = make_app(runtime)
+        adapter = runtime.adapters["slack"]
+        assert isinstance(adapter, SlackAdapter)
+        moved = MovedTime()
+        adapter.clock, adapter.sleep = moved, moved.sleep
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        async with aiohttp.ClientSession() as http:
+            yield Bot(f"http://127.0.0.1:{port}/slack/events", http, runtime, slack)
+        await runner.cleanup()
+        runtime.close()
+
+
+def _actions(message: dict[str, Any]) -> list[str]:
+    return [e["action_id"] for b in message.get("blocks") or [] if b["type"] == "actions"
+            for e in b["elements"]]  # fmt: skip
+
+
+def _approval(bot: Bot) -> dict[str, Any]:
+    return next(m for m in bot.thread() if "approve" in _actions(m))
+
+
+async def test_a_mention_runs_announce_through_approval_to_summary(bot: Bot) -> None:
+    assert await bot.mention("run announce channel=#eng text=hi") == 200
+    assert (
+        await bot.mention("run announce channel=#eng text=hi", **{"X-Slack-Retry-Num": "1"}) == 200
+    )
+    await bot.settle()
+    assert len(await bot.runtime.store.list_tasks()) == 1  # the redelivery made no second task
+
+    card = _approval(bot)
+    value = json.loads(next(e["value"] for b in card["blocks"] if b["type"] == "actions"
+                            for e in b["elements"] if e["action_id"] == "approve"))  # fmt: skip
+    assert bot.slack.messages.get("#eng") is None  # nothing posted before approval
+
+    assert await bot.click("approve", value, "U2", card["ts"]) == 200
+    await bot.settle()
+    whisper = bot.slack.called("chat.postEphemeral")
+    assert [(c.args["user"], c.args["channel"]) for c in whisper] == [("U2", "C1")]
+    assert bot.slack.messages.get("#eng") is None
+
+    assert await bot.click("approve", value, "U1", card["ts"]) == 200
+    await bot.settle()
+    posted = bot.slack.messages["#eng"]
+    assert [m["text"] for m in posted] == ["hi"]  # the effect, once
+
+    assert not any("approve" in _actions(m) for m in bot.thread())  # the buttons are gone
+    texts = json.dumps([m.get("blocks") for m in bot.thread()])
+    assert "Approved by U1" in texts
+    summary = bot.thread()[-1]
+    assert summary["text"].startswith("Task #1 done")
+    assert "posted a message to #eng" in json.dumps(summary["blocks"])
+    assert all(m["metadata"]["event_type"] == "cowork_outbox" for m in bot.thread())
+
+
+async def test_a_40000_character_mention_is_cut_to_fit_on_its_cards(bot: Bot) -> None:
+    text = "run announce channel=#eng text=" + "x" * (40_000 - 31)
+    assert await bot.mention(text) == 200
+    await bot.settle()
+    card = _approval(bot)
+    assert "truncated, see task page" in json.dumps(card["blocks"])
+    assert all(Block.parse(b) is not None for b in card["blocks"])  # Slack would accept it
+
+
+async def test_an_empty_mention_gets_help(bot: Bot) -> None:
+    assert await bot.mention("") == 200
+    await bot.settle()
+    assert "help" in bot.thread()[0]["text"].lower()
