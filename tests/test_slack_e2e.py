@@ -50,12 +50,16 @@ class Bot:
             return r.status
 
     async def mention(self, text: str, event_id: str = "Ev1", **headers: str) -> int:
-        return await self.post(json.dumps(mention_event(text, event_id=event_id, ts=THREAD)),
-                               "application/json", **headers)  # fmt: skip
+        return await self.post(
+            json.dumps(mention_event(text, event_id=event_id, ts=THREAD)),
+            "application/json",
+            **headers,
+        )
 
     async def click(self, action: str, value: dict[str, Any], user: str, message_ts: str) -> int:
-        payload = click_payload(action, json.dumps(value), user=user, message_ts=message_ts,
-                                thread_ts=THREAD)  # fmt: skip
+        payload = click_payload(
+            action, json.dumps(value), user=user, message_ts=message_ts, thread_ts=THREAD
+        )
         body = urlencode({"payload": json.dumps(payload)})
         return await self.post(body, "application/x-www-form-urlencoded")
 
@@ -84,9 +88,13 @@ class MovedTime:
 @pytest.fixture
 async def bot(sqlite_url: str, clock: Clock) -> AsyncIterator[Bot]:
     async with fake_slack() as slack:
-        settings = Settings(DATABASE_URL=sqlite_url, SLACK_BOT_TOKEN="xoxb-e2e",
-                            SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=slack.base_url,
-                            COWORK_PUBLIC_URL="https://cowork.example")  # fmt: skip
+        settings = Settings(
+            DATABASE_URL=sqlite_url,
+            SLACK_BOT_TOKEN="xoxb-e2e",
+            SLACK_SIGNING_SECRET=SECRET,
+            SLACK_API_URL=slack.base_url,
+            COWORK_PUBLIC_URL="https://cowork.example",
+        )
         runtime = Runtime(settings, clock=clock)
         app = make_app(runtime)
         adapter = runtime.adapters["slack"]
@@ -105,8 +113,12 @@ async def bot(sqlite_url: str, clock: Clock) -> AsyncIterator[Bot]:
 
 
 def _actions(message: dict[str, Any]) -> list[str]:
-    return [e["action_id"] for b in message.get("blocks") or [] if b["type"] == "actions"
-            for e in b["elements"]]  # fmt: skip
+    return [
+        e["action_id"]
+        for b in message.get("blocks") or []
+        if b["type"] == "actions"
+        for e in b["elements"]
+    ]
 
 
 def _approval(bot: Bot) -> dict[str, Any]:
@@ -122,8 +134,15 @@ async def test_a_mention_runs_announce_through_approval_to_summary(bot: Bot) -> 
     assert len(await bot.runtime.store.list_tasks()) == 1  # the redelivery made no second task
 
     card = _approval(bot)
-    value = json.loads(next(e["value"] for b in card["blocks"] if b["type"] == "actions"
-                            for e in b["elements"] if e["action_id"] == "approve"))  # fmt: skip
+    value = json.loads(
+        next(
+            e["value"]
+            for b in card["blocks"]
+            if b["type"] == "actions"
+            for e in b["elements"]
+            if e["action_id"] == "approve"
+        )
+    )
     assert bot.slack.messages.get("#eng") is None  # nothing posted before approval
 
     assert await bot.click("approve", value, "U2", card["ts"]) == 200
@@ -159,3 +178,35 @@ async def test_an_empty_mention_gets_help(bot: Bot) -> None:
     assert await bot.mention("") == 200
     await bot.settle()
     assert "help" in bot.thread()[0]["text"].lower()
+
+
+async def test_the_app_home_shows_the_approval_waiting_for_the_person(bot: Bot) -> None:
+    assert await bot.mention("run announce channel=#eng text=hi") == 200
+    await bot.settle()
+    home = mention_event("")
+    home["event"] = {"type": "app_home_opened", "user": "U1", "tab": "home", "channel": "D1"}
+    assert await bot.post(json.dumps(home), "application/json") == 200
+    view = (await bot.slack.wait_for("views.publish"))[0].args["view"]
+    assert view["type"] == "home"
+    assert "approve" in [
+        e.get("action_id") for b in view["blocks"] if b["type"] == "actions" for e in b["elements"]
+    ]
+    assert all(Block.parse(b) is not None for b in view["blocks"])
+
+
+async def test_slash_command_status_replies_in_the_channel(bot: Bot) -> None:
+    assert await bot.mention("run announce channel=#eng text=hi") == 200
+    await bot.settle()
+    form = {
+        "command": "/cowork",
+        "text": "status 1",
+        "team_id": "T1",
+        "channel_id": "C1",
+        "user_id": "U1",
+        "user_name": "al",
+        "trigger_id": "trig.1",
+    }
+    assert await bot.post(urlencode(form), "application/x-www-form-urlencoded") == 200
+    await bot.settle()
+    top_level = [m for m in bot.slack.messages["C1"] if "thread_ts" not in m]
+    assert [m["text"].split(" · ")[0] for m in top_level] == ["Task #1: run announce"]
