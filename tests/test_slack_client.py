@@ -154,3 +154,11 @@ async def test_posts_are_valid_json_blocks(adapter: SlackAdapter, slack: FakeSla
     await adapter.post(CONV, Card(title="t", text="<!here> " * 1000), key="k")
     body = slack.called("chat.postMessage")[0].args
     assert "<!here>" not in json.dumps(body["blocks"]) and len(body["text"]) <= 3000
+
+
+async def test_a_notice_without_a_channel_goes_to_the_persons_dm(
+    adapter: SlackAdapter, slack: FakeSlack
+) -> None:
+    await adapter.notify(ConversationRef("slack", "T1", ""), "U3", "Not done")
+    assert slack.called("chat.postEphemeral") == []
+    assert slack.called("chat.postMessage")[0].args["channel"] == "U3"

@@ -197,3 +197,13 @@ async def test_an_unknown_event_type_is_acked(env: Env) -> None:
     payload = mention_event("")
     payload["event"] = {"type": "reaction_added", "user": "U1"}
     assert (await env.event(payload)).status == 200
+
+
+async def test_a_decision_on_the_app_home_republishes_it(env: Env) -> None:
+    payload = click_payload("reject", '{"approval_id": 2}', user="U5")
+    payload.update(container={"type": "view", "view_id": "V1"}, view={"type": "home", "id": "V1"})
+    del payload["channel"], payload["message"]
+    assert (await env.form({"payload": json.dumps(payload)})).status == 200
+    assert env.bot.clicks[0].conversation.channel == ""
+    call = (await env.slack.wait_for("views.publish"))[0]
+    assert call.args["user_id"] == "U5"
