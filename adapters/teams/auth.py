@@ -20,6 +20,8 @@ from botframework.connector.auth import (
     BotFrameworkAuthentication,
 )
 
+from adapters.teams.connectors import CachedAuthentication
+
 APP_TYPES = {"multitenant": "MultiTenant", "singletenant": "SingleTenant"}
 APP_TYPES["userassignedmsi"] = "UserAssignedMSI"
 
@@ -76,7 +78,7 @@ def authentication(creds: TeamsCredentials) -> BotFrameworkAuthentication:
         raise ValueError(f"{app_type} needs MicrosoftAppId and MicrosoftAppTenantId")
     if app_type == "SingleTenant" and not creds.app_password:
         raise ValueError("SingleTenant needs MicrosoftAppPassword")
-    return ConfigurationBotFrameworkAuthentication(_Configuration(creds))
+    return CachedAuthentication(ConfigurationBotFrameworkAuthentication(_Configuration(creds)))
 
 
 async def authenticate(
