@@ -3,7 +3,11 @@ and an LLM: what the runtime adds to its registry at start."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from tasks.chat_skills import ChatHistory
 from tasks.core_skills import core_skills
@@ -11,6 +15,7 @@ from tasks.llm import LLM, make_llm
 from tasks.llm_skills import Draft, Summarize
 from tasks.mail import EmailSend
 from tasks.mcp_bridge import mcp_skills
+from tasks.playbooks import Playbook, parse_playbook
 from tasks.policy import Policy
 from tasks.schedule_skill import ScheduleCreate
 from tasks.skills import Skill, SkillRegistry
@@ -49,3 +54,22 @@ def builtin_registry(policy: Policy, llm: LLM | None = None) -> SkillRegistry:
     registry = SkillRegistry([*core_skills(), *builtin_skills(policy, llm)])
     registry.load_plugins()
     return registry
+
+
+def playbook_folder() -> Path:
+    """Playbooks that need the built-in skills (kept apart from the core ones,
+    which run with `wait` and `chat.post` alone)."""
+    return Path(__file__).parent / "playbooks" / "library"
+
+
+def library_playbooks(known_skills: Iterable[str]) -> dict[str, Playbook]:
+    """The library playbooks whose skills are all known here (llm.* need an LLM)."""
+    known = set(known_skills)
+    books: dict[str, Playbook] = {}
+    for f in sorted(playbook_folder().glob("*.yaml")):
+        data = yaml.safe_load(f.read_text())
+        needed = {s.get("skill") for s in data.get("steps") or []}
+        if needed <= known:
+            book = parse_playbook(data, known, source=str(f))
+            books[book.name] = book
+    return books

@@ -61,7 +61,7 @@ class _GuardedResolver(AbstractResolver):
         await self._inner.close()
 
 
-def _check_url(url: str, allow_private: bool) -> None:
+def check_url(url: str, allow_private: bool) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise Refused(f"only http(s) URLs can be fetched, not {url[:200]!r}")
@@ -119,7 +119,7 @@ class HttpFetch(Skill):
 
     async def _follow(self, session: aiohttp.ClientSession, url: str) -> StepResult:
         for _ in range(MAX_REDIRECTS + 1):
-            _check_url(url, self.policy.http_allow_private)
+            check_url(url, self.policy.http_allow_private)
             async with session.get(url, allow_redirects=False) as resp:
                 if resp.status in (301, 302, 303, 307, 308) and "Location" in resp.headers:
                     url = urljoin(url, resp.headers["Location"])
