@@ -2,7 +2,8 @@
 
 Task, Step, Approval, Event (the audit trail), Outbox (chat output written in the
 transaction of the state change), Card (the platform message a card key was
-delivered as), Schedule (recurring work) and Spend (dollars per person per day).
+delivered as), Schedule (recurring work), Spend (dollars per person per day) and
+ChatMessage (the console's own chat transcript).
 The rest of the code reaches these tables through `tasks.store`.
 """
 
@@ -164,4 +165,29 @@ class Spend(SQLModel, table=True):
     tokens: int = 0
 
 
-TABLES = [Task, Step, Approval, Event, Outbox, Card, Schedule, Spend]
+class ChatMessage(SQLModel, table=True):
+    """One message of a chat that Cowork hosts itself (the console): people's
+    messages and the bot's rendered cards, so a reload or restart shows the
+    same conversation. `private_to` marks a notice only that person sees;
+    `key` is the outbox key a bot post was made for (to find it again)."""
+
+    __tablename__ = "chat_message"
+    __table_args__ = (
+        Index("ix_chat_message_channel", "platform", "channel", "id"),
+        Index("ix_chat_message_key", "platform", "key"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str
+    channel: str
+    thread: str | None = None
+    user: str
+    text: str = ""
+    card: dict[str, Any] | None = _json()
+    html: str = ""
+    key: str | None = None
+    private_to: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+TABLES = [Task, Step, Approval, Event, Outbox, Card, Schedule, Spend, ChatMessage]
