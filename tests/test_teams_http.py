@@ -12,6 +12,7 @@ from typing import Any
 import jsonschema
 import pytest
 from aiohttp import ClientSession, web
+from botframework.connector.auth import ClaimsIdentity
 
 from adapters.chat import Card, ClickResult, DeliveryError, Inbound, MessageRef
 from adapters.teams import TeamsAdapter, TeamsBot, TeamsCredentials, TeamsEndpoint, authentication
@@ -225,3 +226,12 @@ async def test_sends_beyond_seven_a_second_wait_for_the_window(stack: Stack):
         for n in range(7):
             await adapter.post(inbound.conversation, Card(title="more"), key=f"m{n}")
     assert failure.value.retry_after is not None and failure.value.retry_after > 1.0
+
+
+async def test_connector_clients_are_reused_across_turns_without_hidden_retries(stack: Stack):
+    auth = authentication(TeamsCredentials())
+    claims = ClaimsIdentity({}, True)
+    first = await auth.create_connector_factory(claims).create(stack.connector.service_url, None)
+    again = await auth.create_connector_factory(claims).create(stack.connector.service_url, None)
+    assert first is again
+    assert first.config.retry_policy.retries == 0
