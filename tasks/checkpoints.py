@@ -21,7 +21,6 @@ from tasks.store import (
     EVENT,
     OUTBOX,
     STEP,
-    TASK,
     Store,
     card_update,
     event_row,

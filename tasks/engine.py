@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from tasks.budgets import Budget, Usage, over_budget
-from tasks.checkpoints import Checkpoints
+from tasks.checkpoints import Checkpoints, planned_steps
 from tasks.clock import utcnow
 from tasks.models import Task
 from tasks.outbox import Outboxes
@@ -31,7 +31,6 @@ from tasks.policy import Policy
 from tasks.states import IllegalTransition, TaskState
 from tasks.steps import StepRunner, TurnState
 from tasks.store import LeaseLost, NotFound, Store, TaskView
-from tasks.checkpoints import planned_steps
 
 log = logging.getLogger(__name__)
 

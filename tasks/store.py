@@ -13,98 +13,22 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from tasks.clock import utcnow
 from tasks.db import Database, Tx
 from tasks.models import Approval, Event, Outbox, Step, Task
+from tasks.statements import _BY_ID, _CLAIMABLE, task_params, task_update
+from tasks.statements import APPROVAL as APPROVAL
+from tasks.statements import STEP as STEP
+from tasks.statements import TASK as TASK
+from tasks.statements import update_step as update_step
 from tasks.states import CLAIMABLE, IllegalTransition, TaskState, check_transition, sources_for
 
-TASK = Task.__table__  # type: ignore[attr-defined]
-STEP = Step.__table__  # type: ignore[attr-defined]
-APPROVAL = Approval.__table__  # type: ignore[attr-defined]
 EVENT = Event.__table__  # type: ignore[attr-defined]
 OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
-
-
-_STATEMENTS: dict[tuple[Any, ...], Any] = {}
-
-
-def task_update(
-    states: frozenset[str] | Sequence[str], *, fenced: bool, target: str | None, set_keys: tuple[str, ...],
-    add_keys: tuple[str, ...] = (),
-) -> Any:
-    """A prebuilt (cached) UPDATE of one task row guarded by its state and, when
-    fenced, by the lease holder. Building SQLAlchemy statements per call costs
-    more than running them, so the hot path reuses these with bound parameters
-    p_id, p_fence, v_<column> (new value) and a_<column> (increment)."""
-    key = ("task", frozenset(states), fenced, target, set_keys, add_keys)
-    stmt = _STATEMENTS.get(key)
-    if stmt is None:
-        conds = [TASK.c.id == bindparam("p_id"), TASK.c.state.in_(sorted(states))]
-        if fenced:
-            conds.append(TASK.c.lease_holder == bindparam("p_fence"))
-        values: dict[str, Any] = {k: bindparam(f"v_{k}") for k in set_keys}
-        values.update({k: TASK.c[k] + bindparam(f"a_{k}") for k in add_keys})
-        if target is not None:
-            values["state"] = target
-            values["version"] = TASK.c.version + 1
-        stmt = (
-            update(TASK).where(*conds).values(**values)
-            .returning(TASK.c.platform, TASK.c.conversation, TASK.c.requester)
-        )  # fmt: skip
-        _STATEMENTS[key] = stmt
-    return stmt
-
-
-def step_update(set_keys: tuple[str, ...], add_keys: tuple[str, ...] = ()) -> Any:
-    """A prebuilt UPDATE of one step (p_task, p_key), like `task_update`."""
-    key = ("step", set_keys, add_keys)
-    stmt = _STATEMENTS.get(key)
-    if stmt is None:
-        values: dict[str, Any] = {k: bindparam(f"v_{k}") for k in set_keys}
-        values.update({k: STEP.c[k] + bindparam(f"a_{k}") for k in add_keys})
-        stmt = update(STEP).where(STEP.c.task_id == bindparam("p_task"), STEP.c.key == bindparam("p_key"))
-        stmt = stmt.values(**values)
-        _STATEMENTS[key] = stmt
-    return stmt
-
-
-def update_step(tx: Tx, task_id: int, key: str, add: dict[str, Any] | None = None, **values: Any) -> None:
-    inc = add or {}
-    params: dict[str, Any] = {"p_task": task_id, "p_key": key}
-    params.update({f"v_{k}": v for k, v in values.items()})
-    params.update({f"a_{k}": v for k, v in inc.items()})
-    tx.conn.execute(step_update(tuple(sorted(values)), tuple(sorted(inc))), params)
-
-
-def task_params(task_id: int, fence: str | None, values: dict[str, Any], add: dict[str, Any]) -> dict[str, Any]:
-    params: dict[str, Any] = {"p_id": task_id, "p_fence": fence}
-    params.update({f"v_{k}": v for k, v in values.items()})
-    params.update({f"a_{k}": v for k, v in add.items()})
-    return params
-
-
-_BY_ID = {
-    "task": select(TASK).where(TASK.c.id == bindparam("p_id")),
-    "steps": select(STEP).where(STEP.c.task_id == bindparam("p_id")).order_by(STEP.c.position),
-    "approvals": select(APPROVAL).where(APPROVAL.c.task_id == bindparam("p_id")).order_by(APPROVAL.c.id),
-}
-
-
-_CLAIMABLE = (
-    select(TASK)
-    .where(
-        TASK.c.state.in_([s.value for s in CLAIMABLE]),
-        or_(TASK.c.run_after.is_(None), TASK.c.run_after <= bindparam("p_now")),
-        or_(TASK.c.lease_holder.is_(None), TASK.c.lease_expires_at < bindparam("p_now")),
-    )
-    .order_by(TASK.c.run_after, TASK.c.id)
-    .limit(bindparam("p_limit"))
-    .with_for_update(skip_locked=True)
-)
 
 
 class LeaseLost(Exception):
@@ -326,7 +250,9 @@ class Store:
             tasks.append(task)
         return tasks
 
-    async def renew(self, worker: str, ids: Sequence[int], lease_seconds: float, now: datetime | None = None) -> set[int]:
+    async def renew(
+        self, worker: str, ids: Sequence[int], lease_seconds: float, now: datetime | None = None
+    ) -> set[int]:
         """Extend the leases this worker holds; returns the ids it has lost."""
         t = now or utcnow()
 
