@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from tasks.approvals import args_hash
+from tasks.faults import crash_point
 from tasks.models import Approval, Task
 from tasks.plans import PlanError, blocked_steps, ready_steps, render_args
 from tasks.retry import RetryPolicy, decide_retry
@@ -210,6 +211,8 @@ class StepRunner:
             log.exception("task %s step %s: skill %s raised", task.id, key, skill.name)
             return await self._fail(task, turn, key, f"{type(e).__name__}: {e}", retry=True, skill=skill,
                                     attempt=attempt)  # fmt: skip
+        if skill.effect != Effect.READ:
+            crash_point("after_effect")  # tests only: COWORK_FAULT (tasks/faults.py)
         if result.sleep_until is not None and result.sleep_until > self.engine.clock():
             await self.cp.set_steps(task.id, [key], S.SLEEPING.value, self.engine.name,
                                     self.engine.clock(), wake_at=result.sleep_until)  # fmt: skip

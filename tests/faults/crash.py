@@ -1,0 +1,185 @@
+"""The crash scenario (issue 2): worker processes killed with SIGKILL at random
+moments, and killing themselves between an effect and its checkpoint
+(COWORK_FAULT=crash_after_effect:p, see tasks/faults.py), then restarted.
+
+Every task posts a message (chat.post: an outbox row), calls a webhook (a
+loopback recorder in this process) and posts again. Afterwards the books must
+show every task ended, no step succeeded twice, no message or webhook call
+made twice, and every message of a succeeded step made exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+
+from tasks.db import Database, normalize_url
+from tasks.store import NewTask, Store
+from tests.faults.audit import FINAL_STATES, read_books
+from tests.faults.fleet import Fleet, base_env
+from tests.faults.recorder import Recorder, recorder
+
+PLAYBOOK = """\
+name: crashtest
+description: post, call a webhook, post again
+params:
+  n: {type: string}
+steps:
+  - {key: first, skill: chat.post, args: {text: "first {{ n }}"}}
+  - key: hook
+    skill: webhook.call
+    args: {webhook: recorder, payload: {n: "{{ n }}"}}
+    depends_on: [first]
+  - {key: last, skill: chat.post, args: {text: "last {{ n }}"}, depends_on: [hook]}
+"""
+
+
+@dataclass(frozen=True)
+class CrashPlan:
+    tasks: int = 40
+    workers: int = 2
+    kills: int = 10  # SIGKILLs from outside
+    fault: float = 0.05  # chance of a self-kill after each effect, until the kills are done
+    kill_every: tuple[float, float] = (0.3, 1.5)
+    within: float = 300.0
+    seed: int | None = None
+    worker_tasks: int = 64  # COWORK_WORKER_TASKS: tasks one worker holds at once
+
+
+def write_setup(folder: Path, webhook_url: str, extra_policy: str = "") -> dict[str, str]:
+    """A playbook folder and a policy (no approvals; the recorder as a webhook)."""
+    books = folder / "playbooks"
+    books.mkdir(parents=True, exist_ok=True)
+    (books / "crashtest.yaml").write_text(PLAYBOOK)
+    policy = folder / "policy.yaml"
+    policy.write_text(
+        "defaults: {approval_effects: []}\n"
+        f"webhooks: {{recorder: '{webhook_url}'}}\n"
+        "http: {timeout_seconds: 5}\n" + extra_policy
+    )
+    return {"COWORK_POLICY": str(policy), "COWORK_PLAYBOOKS": str(books)}
+
+
+async def enqueue(store: Store, start: int, stop: int, tag: str = "crash") -> None:
+    conv = {"platform": "fault", "tenant": "T1", "channel": "C1", "thread": "1.0"}
+    await asyncio.gather(*(
+        store.create_task(NewTask(platform="fault", tenant="T1", dedupe_key=f"{tag}-{i}",
+                                  requester="U1", conversation=conv, playbook="crashtest",
+                                  params={"n": str(i)}))
+        for i in range(start, stop)
+    ))  # fmt: skip
+
+
+class Progress:
+    """How many tasks have not ended, read from the database."""
+
+    def __init__(self, url: str):
+        self.engine = create_engine(normalize_url(url))
+
+    def _count(self, where: str) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(text(f"SELECT count(*) FROM task WHERE {where}")).scalar_one())
+
+    def _unfinished(self) -> int:
+        return self._count(f"state NOT IN ({', '.join(repr(s) for s in sorted(FINAL_STATES))})")
+
+    async def unfinished(self) -> int:
+        return await asyncio.to_thread(self._unfinished)
+
+    def _started(self) -> int:
+        return self._count("state <> 'queued'")
+
+    async def until_started(self, within: float) -> None:
+        """Until a worker has taken up some task (the processes have booted)."""
+        t0 = time.monotonic()
+        while not await asyncio.to_thread(self._started):
+            if time.monotonic() - t0 > within:
+                raise TimeoutError(f"no worker started any task within {within:g}s")
+            await asyncio.sleep(0.1)
+
+    async def until_done(self, within: float) -> float:
+        """Seconds until no task is left unfinished (raises TimeoutError)."""
+        t0 = time.monotonic()
+        while await self.unfinished():
+            if time.monotonic() - t0 > within:
+                raise TimeoutError(f"tasks still unfinished after {within:g}s")
+            await asyncio.sleep(0.2)
+        return time.monotonic() - t0
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+async def run_crash(url: str, folder: Path, plan: CrashPlan) -> dict[str, Any]:
+    async with recorder() as rec:
+        env = base_env(DATABASE_URL=url, **write_setup(folder, rec.url))
+        fleet = Fleet(folder, env)
+        db = Database(url)
+        progress = Progress(url)
+        try:
+            return await _crash(fleet, Store(db), progress, rec, plan, url)
+        finally:
+            fleet.stop()
+            db.close()
+            progress.close()
+
+
+async def _crash(fleet: Fleet, store: Store, progress: Progress, rec: Recorder, plan: CrashPlan,
+                 url: str) -> dict[str, Any]:  # fmt: skip
+    rnd = random.Random(plan.seed)
+    fault = {"COWORK_FAULT": f"crash_after_effect:{plan.fault}"} if plan.fault else {}
+    fleet.env["COWORK_WORKER_TASKS"] = str(plan.worker_tasks)
+    names = [f"w{i}" for i in range(plan.workers)]
+    first = plan.tasks // 2
+    await enqueue(store, 0, first)
+    for n in names:
+        fleet.worker(n, **fault)
+    t0 = time.monotonic()
+    await progress.until_started(60)
+    self_kills, enqueued = 0, first
+    while fleet.kills < plan.kills and time.monotonic() - t0 < plan.within:
+        await asyncio.sleep(rnd.uniform(*plan.kill_every))
+        dead = fleet.dead()
+        self_kills += len(dead)  # every worker was alive after the last round
+        alive = [n for n in names if n not in dead]
+        if alive:
+            fleet.kill(rnd.choice(alive))
+        _restart(fleet, names, fault)
+        if enqueued < plan.tasks:  # work keeps arriving while workers die
+            step = max(1, (plan.tasks - first) // max(1, plan.kills // 2))
+            await enqueue(store, enqueued, min(plan.tasks, enqueued + step))
+            enqueued = min(plan.tasks, enqueued + step)
+    await enqueue(store, enqueued, plan.tasks)
+    self_kills += len(fleet.dead())
+    if fault:  # one last kill of every worker still carrying the fault; restart them clean
+        for n in names:
+            fleet.kill(n)
+    _restart(fleet, names, {})
+    drain = await progress.until_done(max(10.0, plan.within - (time.monotonic() - t0)))
+    books = read_books(url, plan.tasks)
+    return {
+        **books.counts(),
+        "workers": plan.workers,
+        "sigkills": fleet.kills,
+        "self_kills_after_effect": self_kills,
+        "worker_starts": fleet.starts,
+        "webhook_calls": sum(rec.hits.values()),
+        "webhook_called_twice": len(rec.twice()),
+        "seconds": round(time.monotonic() - t0, 1),
+        "drain_seconds_after_last_kill": round(drain, 1),
+        "problems": books.problems(rec.hits),
+    }
+
+
+def _restart(fleet: Fleet, names: list[str], extra: dict[str, str]) -> int:
+    """Start again every worker that is dead; how many were."""
+    dead = [n for n in fleet.dead() if n in names]
+    for n in dead:
+        fleet.worker(n, **extra)
+    return len(dead)
