@@ -110,9 +110,7 @@ def card_texts(activity: dict[str, Any]) -> str:
 
 
 async def test_a_mention_runs_announce_through_approval_to_summary(bot: Bot) -> None:
-    mention = teams_activity(
-        bot.connector.service_url, id=ROOT, text=f"run announce channel={ENG} text=hi"
-    )
+    mention = teams_activity(bot.connector.service_url, id=ROOT, text=f"run announce channel={ENG} text=hi")
     assert (await bot.send(mention))[0] == 200
     assert (await bot.send(mention))[0] == 200
     await bot.settle()

@@ -26,9 +26,7 @@ from tests.fakes.bot_connector import (
 from tests.test_teams_turns import RecordingBot
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "shared" / "schemas"
-CARD_SCHEMA = jsonschema.Draft6Validator(
-    json.loads((SCHEMAS / "adaptive-card-1.5.json").read_text())
-)
+CARD_SCHEMA = jsonschema.Draft6Validator(json.loads((SCHEMAS / "adaptive-card-1.5.json").read_text()))
 
 
 @dataclass
@@ -62,9 +60,7 @@ async def stack() -> AsyncIterator[Stack]:
         auth = authentication(TeamsCredentials())
         recorder = RecordingBot()
         adapter = TeamsAdapter(auth)
-        endpoint = TeamsEndpoint(
-            auth, TeamsBot(recorder.handle_message, recorder.handle_click, adapter)
-        )
+        endpoint = TeamsEndpoint(auth, TeamsBot(recorder.handle_message, recorder.handle_click, adapter))
         app = web.Application()
         app.router.add_post("/api/messages", endpoint.handle)
         runner = web.AppRunner(app)
@@ -133,9 +129,7 @@ async def test_unknown_invoke_is_a_400_with_a_reason(stack: Stack):
 
 
 async def test_action_execute_is_answered_over_http_with_the_refreshed_card(stack: Stack):
-    status, body = await stack.send(
-        execute_invoke(stack.connector.service_url, "approve", {"approval_id": 9})
-    )
+    status, body = await stack.send(execute_invoke(stack.connector.service_url, "approve", {"approval_id": 9}))
     assert status == 200
     assert body["statusCode"] == 200
     assert body["type"] == "application/vnd.microsoft.card.adaptive"
@@ -146,9 +140,7 @@ async def test_action_execute_is_answered_over_http_with_the_refreshed_card(stac
 async def test_refused_action_execute_shows_the_reason_only_to_the_clicker(stack: Stack):
     card = Card(title="Approve?", buttons=())
     stack.recorder.click_result = ClickResult(False, "You are not an approver", card)
-    status, body = await stack.send(
-        execute_invoke(stack.connector.service_url, "approve", {"approval_id": 9})
-    )
+    status, body = await stack.send(execute_invoke(stack.connector.service_url, "approve", {"approval_id": 9}))
     assert status == 200
     assert body["value"]["body"][-1]["text"] == "You are not an approver"
     assert stack.connector.sent == []

@@ -36,11 +36,9 @@ def _metadata_handler(base: list[str]) -> type[BaseHTTPRequestHandler]:
     keys = {"keys": [{**jwk, "kid": KID, "use": "sig", "endorsements": ["msteams"]}]}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-            if self.path.endswith("/keys"):
-                body = keys
-            else:
-                body = {"issuer": ISSUER, "jwks_uri": f"{base[0]}/keys"}
+        def do_GET(self) -> None:
+            metadata = {"issuer": ISSUER, "jwks_uri": f"{base[0]}/keys"}
+            body = keys if self.path.endswith("/keys") else metadata
             data = json.dumps(body).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -135,8 +133,6 @@ async def test_a_token_signed_by_the_channel_is_accepted(secured: Secured):
         "other-service-url",
     ],
 )
-async def test_requests_without_a_valid_token_are_401_and_store_nothing(
-    secured: Secured, authorization: str | None
-):
+async def test_requests_without_a_valid_token_are_401_and_store_nothing(secured: Secured, authorization: str | None):
     assert await secured.post(authorization) == 401
     assert secured.recorder.messages == []

@@ -61,12 +61,8 @@ class _Configuration:
             self.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL = creds.openid_metadata_url
             self.TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL = creds.openid_metadata_url
             self.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER = creds.token_issuer
-            self.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE = (
-                AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE
-            )
-            self.TO_CHANNEL_FROM_BOT_LOGIN_URL = (
-                AuthenticationConstants.TO_CHANNEL_FROM_BOT_LOGIN_URL
-            )
+            self.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE = AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE
+            self.TO_CHANNEL_FROM_BOT_LOGIN_URL = AuthenticationConstants.TO_CHANNEL_FROM_BOT_LOGIN_URL
 
 
 def authentication(creds: TeamsCredentials) -> BotFrameworkAuthentication:

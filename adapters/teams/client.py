@@ -79,9 +79,7 @@ class TeamsAdapter:
         )
         return MessageRef(id=str(response.id), channel=target)
 
-    async def update(
-        self, conversation: ConversationRef, message: MessageRef, card: Card
-    ) -> MessageRef:
+    async def update(self, conversation: ConversationRef, message: MessageRef, card: Card) -> MessageRef:
         target = message.channel or conversation_id(conversation)
         activity = card_activity(target, card)
         activity.id = message.id
@@ -95,9 +93,7 @@ class TeamsAdapter:
     async def notify(self, conversation: ConversationRef, user: str, text: str) -> None:
         target = conversation_id(conversation)
         activity = mention_activity(target, user, self._names.get(user, "you"), text)
-        await self._send(
-            conversation, target, lambda c, cid: c.conversations.send_to_conversation(cid, activity)
-        )
+        await self._send(conversation, target, lambda c, cid: c.conversations.send_to_conversation(cid, activity))
 
     async def find(self, conversation: ConversationRef, key: str) -> MessageRef | None:
         # The Bot Connector cannot list or search a bot's own posts.

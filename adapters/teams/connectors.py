@@ -55,9 +55,7 @@ class CachedAuthentication(BotFrameworkAuthentication):  # type: ignore[misc]
         self._connectors: dict[Any, ConnectorClient] = {}
         self._token_clients: dict[str, UserTokenClient] = {}
 
-    async def authenticate_request(
-        self, activity: Activity, auth_header: str | None
-    ) -> AuthenticateRequestResult:
+    async def authenticate_request(self, activity: Activity, auth_header: str | None) -> AuthenticateRequestResult:
         result = await self._inner.authenticate_request(activity, auth_header)
         if result.connector_factory is not None:
             result.connector_factory = _CachedFactory(

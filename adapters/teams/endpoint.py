@@ -111,9 +111,7 @@ def _invoke_error(status: HTTPStatus, message: str) -> InvokeResponse:
 class TeamsEndpoint:
     """`handle(request)` for POST /api/messages."""
 
-    def __init__(
-        self, auth: BotFrameworkAuthentication, bot: TeamsBot, cloud: CloudAdapter | None = None
-    ) -> None:
+    def __init__(self, auth: BotFrameworkAuthentication, bot: TeamsBot, cloud: CloudAdapter | None = None) -> None:
         self._auth = auth
         self._bot = bot
         self._cloud = cloud or CloudAdapter(auth)

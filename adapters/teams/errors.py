@@ -34,9 +34,7 @@ def retry_after(value: str | None, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
-def delivery_error(
-    status: int, headers: Mapping[str, str], detail: str, now: datetime
-) -> DeliveryError:
+def delivery_error(status: int, headers: Mapping[str, str], detail: str, now: datetime) -> DeliveryError:
     if status in _PERMANENT_REASONS:
         return DeliveryError(f"{_PERMANENT_REASONS[status]}: {detail}", permanent=True)
     wait = retry_after(headers.get("Retry-After") or headers.get("retry-after"), now)

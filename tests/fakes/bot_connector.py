@@ -186,6 +186,4 @@ def execute_invoke(
 
 def submit_message(service_url: str, verb: str, data: dict[str, Any], **kw: Any) -> dict[str, Any]:
     """The message older clients send for the Action.Submit fallback."""
-    return teams_activity(
-        service_url, id="sub-1", value={**data, "verb": verb}, replyToId="msg-1", **kw
-    )
+    return teams_activity(service_url, id="sub-1", value={**data, "verb": verb}, replyToId="msg-1", **kw)
