@@ -70,13 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--burst", action="store_true", help="run what is runnable now, then exit")
     w.set_defaults(func=cmd_worker)
 
-    t = sub.add_parser("tasks", help="list, show, cancel or export tasks")
+    t = sub.add_parser("tasks", help="list, show, cancel or export tasks",
+                       description="Inspect and control tasks in DATABASE_URL from the shell.")
     tsub = t.add_subparsers(title="tasks commands", metavar="ACTION")
     tl = tsub.add_parser("list", help="recent tasks")
     tl.add_argument("--state", action="append", help="only tasks in this state (repeatable)")
     tl.add_argument("--limit", type=int, default=20)
     tl.set_defaults(func=cmd_tasks_list)
-    ts = tsub.add_parser("show", help="a task's plan, steps and event timeline")
+    ts = tsub.add_parser("show", help="a task's plan, steps and event timeline",
+                         description="Print a task's plan, each step's state and attempts, and its event timeline.")
     ts.add_argument("id", type=int)
     ts.add_argument("--json", action="store_true", help="print JSON")
     ts.set_defaults(func=cmd_tasks_show)
@@ -88,18 +90,28 @@ def build_parser() -> argparse.ArgumentParser:
     te.add_argument("--output", "-o", help="file (default standard output)")
     te.set_defaults(func=cmd_tasks_export)
 
-    d = sub.add_parser("db", help="database schema")
+    d = sub.add_parser("db", help="database schema", description="Manage the database schema of DATABASE_URL.")
     dsub = d.add_subparsers(title="db commands", metavar="ACTION")
-    du = dsub.add_parser("upgrade", help="migrate the database to the latest schema (Alembic)")
+    du = dsub.add_parser("upgrade", help="migrate the database to the latest schema (Alembic)",
+                         description="Migrate DATABASE_URL to the latest schema with Alembic. Run it before "
+                         "starting new versions on PostgreSQL; `cowork serve` does it itself on SQLite.")  # fmt: skip
     du.add_argument("--revision", default="head")
     du.set_defaults(func=cmd_db_upgrade)
 
-    doc = sub.add_parser("doctor", help="check configuration, database, Slack, Teams and the LLM")
+    doc = sub.add_parser("doctor", help="check configuration, database, Slack, Teams and the LLM",
+                         description="Check the configuration and every service it names (database, policy "
+                         "file, Slack token with auth.test, Teams credentials, the LLM endpoint) and say "
+                         "what is wrong in plain words. Exit status 1 when something is wrong.")  # fmt: skip
     doc.set_defaults(func=cmd_doctor)
-    tp = sub.add_parser("teams-package", help="write the Teams app package (zip) to upload")
+    tp = sub.add_parser("teams-package", help="write the Teams app package (zip) to upload",
+                        description="Write the Teams app package (manifest.json with MicrosoftAppId filled "
+                        "in, color.png, outline.png) as a zip to upload in Teams.")  # fmt: skip
     tp.add_argument("--output", "-o", default="cowork-teams.zip")
     tp.set_defaults(func=cmd_teams_package)
-    b = sub.add_parser("bench", help="measure the engine; prints JSON")
+    b = sub.add_parser("bench", help="measure the engine; prints JSON",
+                       description="Measure engine overhead per checkpointed step and throughput of no-op "
+                       "3-step tasks on SQLite (one process) and, with --postgres, on PostgreSQL with 1 and 2 "
+                       "worker processes. Prints JSON.")  # fmt: skip
     b.add_argument("--tasks", type=int, default=2000, help="no-op 3-step tasks per run")
     b.add_argument("--postgres", help="also measure on this PostgreSQL URL (a scratch database)")
     b.add_argument("--workers", type=int, nargs="*", default=[1, 2], help="worker processes on PostgreSQL")

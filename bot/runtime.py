@@ -57,14 +57,15 @@ def build_registry(settings: Settings, policy: Policy) -> SkillRegistry:
     return registry
 
 
-def build_llm(settings: Settings, policy: Policy) -> Planner | None:
+def build_llm(settings: Settings, policy: Policy, registry: SkillRegistry) -> Planner | None:
     if not settings.llm_enabled:
         return None
     make = _optional("tasks.llm_planner", "make_planner")
     if make is None:
         return None
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else ""
-    return make(api_key=key, base_url=settings.openai_base_url, model=settings.cowork_model, policy=policy)  # type: ignore[no-any-return]
+    return make(api_key=key, base_url=settings.openai_base_url, model=settings.cowork_model,  # type: ignore[no-any-return]
+                policy=policy, registry=registry)
 
 
 def _optional(module: str, name: str) -> Any:
@@ -91,12 +92,12 @@ class Runtime:
         self.clock = clock
         self.db = Database(settings.database_url)
         self.store = Store(self.db)
-        self.controls = Controls(self.store)
-        self.outboxes = Outboxes(self.store)
         self.policy = load_policy(settings.cowork_policy)
+        self.controls = Controls(self.store, self.policy)
+        self.outboxes = Outboxes(self.store)
         self.registry = build_registry(settings, self.policy)
         self.playbooks = self._playbooks()
-        self.llm = planner or build_llm(settings, self.policy)
+        self.llm = planner or build_llm(settings, self.policy, self.registry)
         self.adapters: dict[str, ChatAdapter] = dict(adapters or {})
         self.services: dict[str, Any] = {"controls": self.controls, "store": self.store, "settings": settings}
         self.engine = Engine(
@@ -118,7 +119,11 @@ class Runtime:
         folders: list[str | Path] = [shipped_folder()]
         if self.settings.cowork_playbooks:
             folders.append(self.settings.cowork_playbooks)
-        return load_playbooks(folders, self.registry.names())
+        books = load_playbooks(folders, self.registry.names())
+        library = _optional("tasks.skillbook", "library_playbooks")
+        if library is not None:
+            books = {**library(self.registry.names()), **books}
+        return books
 
     def wake(self) -> None:
         self.engine.wake()
