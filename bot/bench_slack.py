@@ -63,11 +63,7 @@ def cowork_app(database_url: str) -> web.Application:
     from bot.runtime import Runtime, prepare_database
 
     prepare_database(database_url)
-    runtime = Runtime(
-        Settings(
-            DATABASE_URL=database_url, SLACK_BOT_TOKEN="xoxb-bench", SLACK_SIGNING_SECRET=SECRET
-        )
-    )
+    runtime = Runtime(Settings(DATABASE_URL=database_url, SLACK_BOT_TOKEN="xoxb-bench", SLACK_SIGNING_SECRET=SECRET))
     adapter = SlackAdapter(AsyncWebClient(token="xoxb-bench", base_url="http://127.0.0.1:9/api/"))
     conv = runtime.conversation
     bolt = build_app(
@@ -93,9 +89,9 @@ async def serve(kind: str, database_url: str, switch_interval: float | None) -> 
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     print(site._server.sockets[0].getsockname()[1], flush=True)  # type: ignore[union-attr]
-    await asyncio.get_running_loop().run_in_executor(
-        None, sys.stdin.read
-    )  # until the parent closes it
+    cpu = time.process_time()
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until the parent closes it
+    print(json.dumps({"server_cpu_s": round(time.process_time() - cpu, 3)}), flush=True)
     await runner.cleanup()
 
 
@@ -122,9 +118,7 @@ def _events(n: int, tag: str) -> list[str]:
     ]
 
 
-async def _one(
-    http: aiohttp.ClientSession, url: str, body: str, out: list[float], errors: list[int]
-) -> None:
+async def _one(http: aiohttp.ClientSession, url: str, body: str, out: list[float], errors: list[int]) -> None:
     ts = str(int(time.time()))
     sig = SignatureVerifier(SECRET).generate_signature(timestamp=ts, body=body)
     headers = {
@@ -171,9 +165,7 @@ async def load(url: str, rate: float, seconds: float, tag: str) -> dict[str, Any
     }
 
 
-async def measure(
-    kind: str, rate: float, seconds: float, database_url: str, switch_interval: float
-) -> dict[str, Any]:
+async def measure(kind: str, rate: float, seconds: float, database_url: str, switch_interval: float) -> dict[str, Any]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -190,15 +182,17 @@ async def measure(
     assert proc.stdout is not None and proc.stdin is not None
     port = int((await proc.stdout.readline()).decode())
     try:
-        return await load(f"http://127.0.0.1:{port}/slack/events", rate, seconds, kind)
+        result = await load(f"http://127.0.0.1:{port}/slack/events", rate, seconds, kind)
     finally:
         proc.stdin.close()
+        cpu = json.loads((await proc.stdout.readline()).decode() or "{}")
         await proc.wait()
+    requests = result["requests"] + 20  # with the warm-up
+    result["server_cpu_ms_per_request"] = round(cpu.get("server_cpu_s", 0) * 1000 / requests, 3)
+    return result
 
 
-async def run(
-    rate: float, seconds: float, database_url: str | None, switch_interval: float = 0.0
-) -> dict[str, Any]:
+async def run(rate: float, seconds: float, database_url: str | None, switch_interval: float = 0.0) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as d:
         url = database_url or f"sqlite:///{Path(d) / 'bench.db'}"
         bare = await measure("bare", rate, seconds, url, switch_interval)
