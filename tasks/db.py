@@ -19,6 +19,7 @@ processes on one file queue on the lock instead of failing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -176,10 +177,8 @@ class Database:
                 for job in jobs:
                     self._finish(job, None, e)
                 if conn is not None:
-                    try:
+                    with contextlib.suppress(Exception):
                         conn.close()
-                    except Exception:
-                        pass
                 conn = None
         if conn is not None:
             conn.close()
@@ -187,24 +186,27 @@ class Database:
     def _run_batch(self, conn: Connection, jobs: list[_Job]) -> None:
         self.batches += 1
         self.units += len(jobs)
-        if len(jobs) > 1:
-            try:
-                results = self._transaction(conn, [j.fn for j in jobs])
-            except Exception:
-                pass  # one unit failed: run each alone, so each gets its own outcome
-            else:
-                for job, res in zip(jobs, results, strict=True):
-                    self._finish(job, res, None)
-                return
-        for job in jobs:
-            try:
-                (res,) = self._transaction(conn, [job.fn])
-            except Exception as e:
-                if _connection_lost(conn):
-                    raise
-                self._finish(job, None, e)
-            else:
-                self._finish(job, res, None)
+        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+        try:
+            if len(jobs) > 1:
+                try:
+                    results = self._transaction(conn, [j.fn for j in jobs])
+                except Exception:
+                    pass  # one unit failed: run each alone, so each gets its own outcome
+                else:
+                    outcomes = [(job, res, None) for job, res in zip(jobs, results, strict=True)]
+                    return
+            for job in jobs:
+                try:
+                    (res,) = self._transaction(conn, [job.fn])
+                except Exception as e:
+                    if _connection_lost(conn):
+                        raise
+                    outcomes.append((job, None, e))
+                else:
+                    outcomes.append((job, res, None))
+        finally:
+            self._settle(outcomes)
 
     @staticmethod
     def _transaction(conn: Connection, fns: list[Callable[[Tx], Any]]) -> list[Any]:
@@ -214,27 +216,36 @@ class Database:
             tx.flush()
         return results
 
+    @classmethod
+    def _finish(cls, job: _Job, result: Any, error: BaseException | None) -> None:
+        cls._settle([(job, result, error)])
+
     @staticmethod
-    def _finish(job: _Job, result: Any, error: BaseException | None) -> None:
-        if job.done is not None:
-            job.result, job.error = result, error
-            job.done.set()
-            return
-        assert job.loop is not None and job.future is not None
+    def _settle(outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:
+        """Wake the callers: threads directly, each event loop once per batch."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, Any, BaseException | None]]] = {}
+        for job, result, error in outcomes:
+            if job.done is not None:
+                job.result, job.error = result, error
+                job.done.set()
+            elif job.loop is not None:
+                by_loop.setdefault(job.loop, []).append((job, result, error))
+        for loop, items in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve, items)
+            except RuntimeError:
+                pass  # the loop is closed: nobody is waiting any more
+
+
+def _resolve(items: list[tuple[_Job, Any, BaseException | None]]) -> None:
+    for job, result, error in items:
         fut = job.future
-
-        def settle() -> None:
-            if fut.done():
-                return
-            if error is not None:
-                fut.set_exception(error)
-            else:
-                fut.set_result(result)
-
-        try:
-            job.loop.call_soon_threadsafe(settle)
-        except RuntimeError:
-            pass  # the loop is closed: nobody is waiting any more
+        if fut is None or fut.done():
+            continue
+        if error is not None:
+            fut.set_exception(error)
+        else:
+            fut.set_result(result)
 
 
 def _connection_lost(conn: Connection) -> bool:
