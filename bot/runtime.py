@@ -15,6 +15,7 @@ from adapters.chat import ChatAdapter
 from bot.config import Settings
 from bot.conversation import Conversation
 from bot.delivery import Delivery
+from bot.history import AdapterHistory
 from tasks import schema
 from tasks.clock import utcnow
 from tasks.controls import Controls
@@ -99,7 +100,8 @@ class Runtime:
         self.playbooks = self._playbooks()
         self.llm = planner or build_llm(settings, self.policy, self.registry)
         self.adapters: dict[str, ChatAdapter] = dict(adapters or {})
-        self.services: dict[str, Any] = {"controls": self.controls, "store": self.store, "settings": settings}
+        self.services: dict[str, Any] = {"controls": self.controls, "store": self.store, "settings": settings,
+                                         "chat_reader": AdapterHistory(self.adapters)}
         self.engine = Engine(
             self.store, self.registry, PlanSource(self.playbooks, self.llm), policy=self.policy,
             services=self.services, clock=clock,

@@ -1,0 +1,30 @@
+"""What the docs promise exists: the example policy loads, the Procfile names the
+processes, the README's commands are the ones CI runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tasks.policy import load_policy
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_example_policy_is_valid() -> None:
+    policy = load_policy(ROOT / "docs" / "policy.example.yaml")
+    assert policy.rules_for("slack", "T1", "C0PAYMENTS").required == 2
+    assert policy.defaults.auto_approve[0].name == "posts-to-bot-sandbox"
+
+
+def test_procfile_runs_web_and_worker() -> None:
+    lines = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line)
+    assert lines["web"].strip() == "cowork serve --no-worker"
+    assert lines["worker"].strip() == "cowork worker"
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    command = "python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]' && .venv/bin/pytest -n 2"
+    assert command in readme and command in ci
+    assert "bash .ci/run" in readme
