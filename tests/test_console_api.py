@@ -25,9 +25,7 @@ class Console:
     runtime: Runtime
     client: TestClient[Any, Any]
 
-    async def say(
-        self, text: str, *, user: str = "alice", channel: str = "general", **kw: Any
-    ) -> Any:
+    async def say(self, text: str, *, user: str = "alice", channel: str = "general", **kw: Any) -> Any:
         resp = await self.client.post(
             "/api/console/messages", json={"channel": channel, "user": user, "text": text, **kw}
         )
@@ -35,9 +33,7 @@ class Console:
         return await resp.json()
 
     async def messages(self, channel: str = "general", user: str = "alice") -> list[dict[str, Any]]:
-        resp = await self.client.get(
-            "/api/console/messages", params={"channel": channel, "user": user}
-        )
+        resp = await self.client.get("/api/console/messages", params={"channel": channel, "user": user})
         assert resp.status == 200, await resp.text()
         return list((await resp.json())["messages"])
 
@@ -112,9 +108,7 @@ async def test_only_the_allowed_approver_can_approve_and_the_refusal_is_private(
     }
     await console.settle()
     bob_sees = [m for m in await console.messages(user="bob") if m["private"]]
-    assert [m["text"] for m in bob_sees] == [
-        "Not done: you are not allowed to decide this approval."
-    ]
+    assert [m["text"] for m in bob_sees] == ["Not done: you are not allowed to decide this approval."]
     assert bob_sees[0]["thread"] == approval["thread"]
     assert not [m for m in await console.messages(user="alice") if m["private"]]
     assert await console.messages("eng") == []
@@ -125,9 +119,7 @@ async def test_only_the_allowed_approver_can_approve_and_the_refusal_is_private(
     general = await console.messages()
     decided = next(m for m in general if m["id"] == approval["id"])
     assert not decided["buttons"] and "Approved by alice" in decided["html"]
-    assert any(
-        "Task #1 done" in m["html"] and "posted a message to #eng" in m["html"] for m in general
-    )
+    assert any("Task #1 done" in m["html"] and "posted a message to #eng" in m["html"] for m in general)
     card = next(m for m in general if "Task #1: run announce" in m["html"])
     assert "Done" in card["html"]
 
@@ -160,9 +152,7 @@ async def test_direct_message_needs_no_mention_and_is_private(console: Console) 
     await console.settle()
     texts = [m["html"] for m in await console.messages("dm-alice")]
     assert len(texts) == 2 and "Cowork help" in texts[1]
-    resp = await console.client.get(
-        "/api/console/messages", params={"channel": "dm-alice", "user": "bob"}
-    )
+    resp = await console.client.get("/api/console/messages", params={"channel": "dm-alice", "user": "bob"})
     assert resp.status == 403
 
 
@@ -191,12 +181,8 @@ async def test_commands_answer_in_the_thread(console: Console) -> None:
         ('{"channel": "general", "user": "cowork", "text": "hi"}', "is the bot"),
     ],
 )
-async def test_malformed_message_is_a_400_with_a_reason(
-    lite: Console, body: str, error: str
-) -> None:
-    resp = await lite.client.post(
-        "/api/console/messages", data=body, headers={"Content-Type": "application/json"}
-    )
+async def test_malformed_message_is_a_400_with_a_reason(lite: Console, body: str, error: str) -> None:
+    resp = await lite.client.post("/api/console/messages", data=body, headers={"Content-Type": "application/json"})
     assert resp.status == 400
     assert error in (await resp.json())["error"]
     assert await lite.messages() == []
@@ -211,12 +197,8 @@ async def test_malformed_message_is_a_400_with_a_reason(
         ('{"user": "bob", "action": "approve", "value": {}, "message_id": 42}', 404, "no card 42"),
     ],
 )
-async def test_malformed_action_is_refused(
-    lite: Console, body: str, status: int, error: str
-) -> None:
-    resp = await lite.client.post(
-        "/api/console/actions", data=body, headers={"Content-Type": "application/json"}
-    )
+async def test_malformed_action_is_refused(lite: Console, body: str, status: int, error: str) -> None:
+    resp = await lite.client.post("/api/console/actions", data=body, headers={"Content-Type": "application/json"})
     assert resp.status == status
     assert error in (await resp.json())["error"]
 
@@ -259,9 +241,7 @@ async def test_task_page_shows_plan_approvals_timeline_and_cost(console: Console
     await console.settle()
     data = await (await console.client.get("/api/tasks/1")).json()
     assert data["task"]["state"] == "succeeded" and data["task"]["cost_text"] == "$0.0000"
-    assert [(s["key"], s["state"], s["attempts"]) for s in data["steps"]] == [
-        ("post", "succeeded", 1)
-    ]
+    assert [(s["key"], s["state"], s["attempts"]) for s in data["steps"]] == [("post", "succeeded", 1)]
     assert data["steps"][0]["result"]["text"] == "hello"
     assert [(a["state"], a["decided_by"]) for a in data["approvals"]] == [("approved", "alice")]
     kinds = [e["kind"] for e in data["events"]]

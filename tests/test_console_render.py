@@ -93,9 +93,7 @@ def _post(**kw: Any) -> dict[str, Any]:
 
 
 def test_mention_becomes_an_inbound_in_a_new_thread_on_the_message() -> None:
-    m = to_inbound(
-        _post(text="@cowork run noop", channel="#General"), message_id="12", event_id="e1"
-    )
+    m = to_inbound(_post(text="@cowork run noop", channel="#General"), message_id="12", event_id="e1")
     assert m is not None
     assert (m.platform, m.tenant, m.event_id, m.user, m.text) == (
         "console",
@@ -171,3 +169,9 @@ def test_task_list_links_each_task() -> None:
     html = task_list_page([_task()["task"]])
     assert '<a href="/tasks/3">#3</a>' in html and "Done" in html
     assert "None." in task_list_page([])
+
+
+def test_mentions_are_highlighted_but_email_addresses_are_not() -> None:
+    html = render_text("@cowork ask @bob, not ops@example.com")
+    assert html.startswith('<span class="mention">@cowork</span> ask <span class="mention">@bob</span>')
+    assert html.endswith("not ops@example.com")

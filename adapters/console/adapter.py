@@ -127,9 +127,7 @@ class ConsoleAdapter:
         self._publish(r, "message")
         return MessageRef(str(r.id), channel)
 
-    async def update(
-        self, conversation: ConversationRef, message: MessageRef, card: Card
-    ) -> MessageRef:
+    async def update(self, conversation: ConversationRef, message: MessageRef, card: Card) -> MessageRef:
         if not message.id.isdigit():
             raise DeliveryError(f"message_not_found: {message.id}", permanent=True)
         r = await self.transcript.update(

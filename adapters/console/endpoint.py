@@ -99,12 +99,8 @@ class ConsoleEndpoint:
         if not known_channel(channel):
             return bad_request(f"there is no channel `{channel}`")
         if dm_owner(channel) not in (None, viewer):
-            return web.json_response(
-                {"error": "that is another person's direct message"}, status=403
-            )
-        return web.json_response(
-            {"channel": channel, "messages": await self.adapter.messages(channel, viewer)}
-        )
+            return web.json_response({"error": "that is another person's direct message"}, status=403)
+        return web.json_response({"channel": channel, "messages": await self.adapter.messages(channel, viewer)})
 
     async def post_message(self, request: web.Request) -> web.Response:
         try:

@@ -85,14 +85,11 @@ def _steps(steps: Sequence[Mapping[str, Any]]) -> str:
             _badge(str(s.get("state", ""))),
             _s(s.get("attempts")),
             _json(s.get("args")),
-            (f'<p class="error">{_s(s["error"])}</p>' if s.get("error") else "")
-            + _json(s.get("result")),
+            (f'<p class="error">{_s(s["error"])}</p>' if s.get("error") else "") + _json(s.get("result")),
         ]
         for s in steps
     )
-    return _table(
-        ["Step", "Skill", "After", "State", "Attempts", "Arguments", "Result"], rows, "steps"
-    )
+    return _table(["Step", "Skill", "After", "State", "Attempts", "Arguments", "Result"], rows, "steps")
 
 
 def _approvals(approvals: Sequence[Mapping[str, Any]]) -> str:
@@ -157,7 +154,5 @@ def task_list_page(tasks: Sequence[Mapping[str, Any]]) -> str:
         ]
         for t in tasks
     )
-    table = _table(
-        ["Task", "What", "State", "Requested by", "Where", "Created", "Cost"], rows, "tasks"
-    )
+    table = _table(["Task", "What", "State", "Requested by", "Where", "Created", "Cost"], rows, "tasks")
     return layout("Tasks", f"<h1>Tasks</h1>{table}")

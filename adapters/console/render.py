@@ -15,10 +15,9 @@ from adapters.chat import Button, Card, Field
 
 BOT_NAME = "Cowork"
 _CODE = re.compile(r"`([^`\n]+)`")
+_MENTION = re.compile(r"(?<![\w@&#;/])@([a-z][a-z0-9._-]{0,31})\b", re.IGNORECASE)
 # applied to escaped text: a URL ends at an escaped quote as well as at a raw one
-_URL = re.compile(
-    r"\bhttps?://(?:(?!&quot;|&#x27;)[^\s<>\"'`])*(?:(?!&quot;|&#x27;)[^\s<>\"'`.,;:!?)\]])"
-)
+_URL = re.compile(r"\bhttps?://(?:(?!&quot;|&#x27;)[^\s<>\"'`])*(?:(?!&quot;|&#x27;)[^\s<>\"'`.,;:!?)\]])")
 
 
 def _attr(value: str) -> str:
@@ -26,13 +25,12 @@ def _attr(value: str) -> str:
 
 
 def render_text(text: str) -> str:
-    """Plain text as HTML: escaped, `code` spans, clickable http(s) links.
-    Line breaks are kept by the page's CSS (white-space: pre-wrap)."""
+    """Plain text as HTML: escaped, `code` spans, @mentions, clickable http(s)
+    links. Line breaks are kept by the page's CSS (white-space: pre-wrap)."""
     out = escape(text, quote=True)
     out = _CODE.sub(r"<code>\1</code>", out)
-    return _URL.sub(
-        lambda m: f'<a href="{m.group(0)}" target="_blank" rel="noopener">{m.group(0)}</a>', out
-    )
+    out = _MENTION.sub(r'<span class="mention">@\1</span>', out)
+    return _URL.sub(lambda m: f'<a href="{m.group(0)}" target="_blank" rel="noopener">{m.group(0)}</a>', out)
 
 
 def safe_link(url: str | None) -> str | None:
@@ -40,9 +38,7 @@ def safe_link(url: str | None) -> str | None:
     if not url:
         return None
     lowered = url.strip().lower()
-    if lowered.startswith(("http://", "https://")) or (
-        url.startswith("/") and not url.startswith("//")
-    ):
+    if lowered.startswith(("http://", "https://")) or (url.startswith("/") and not url.startswith("//")):
         return url.strip()
     return None
 
@@ -59,8 +55,7 @@ def _fields(fields: tuple[Field, ...], css: str) -> str:
     if not fields:
         return ""
     rows = "".join(
-        f'<div class="field"><dt>{escape(f.label)}</dt><dd>{render_text(f.value)}</dd></div>'
-        for f in fields
+        f'<div class="field"><dt>{escape(f.label)}</dt><dd>{render_text(f.value)}</dd></div>' for f in fields
     )
     return f'<dl class="{css}">{rows}</dl>'
 
