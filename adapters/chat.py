@@ -75,6 +75,9 @@ class Click:
     conversation: ConversationRef
     user_name: str = ""
     message_id: str | None = None
+    # The platform shows the click's answer to the clicker alone (Teams
+    # Action.Execute): no separate private notice is needed.
+    answered_inline: bool = False
 
 
 @dataclass(frozen=True)

@@ -280,7 +280,11 @@ def cmd_teams_package(settings: Settings, args: argparse.Namespace) -> int:
     if not settings.microsoft_app_id:
         print("cowork: set MicrosoftAppId (the Azure Bot's app id) first", file=sys.stderr)
         return 2
-    path = build_package(settings.microsoft_app_id, Path(args.output))
+    try:
+        path = build_package(settings.microsoft_app_id, Path(args.output))
+    except ValueError as e:
+        print(f"cowork: {e}", file=sys.stderr)
+        return 2
     print(f"wrote {path}: upload it in Teams (Apps > Manage your apps > Upload an app)")
     return 0
 

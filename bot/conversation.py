@@ -156,6 +156,8 @@ class Conversation:
         except NotFound:
             return ClickResult(False, "That approval does not exist (any more).")
         card = await self.approval_card(approval_id)
+        if not result.accepted and c.answered_inline:
+            return ClickResult(False, f"Not done: {result.reason}.", card)
         if not result.accepted:
             await self.store.post(platform=c.platform, conversation=c.conversation.to_json(), kind="notice",
                                   payload={"user": c.user, "text": f"Not done: {result.reason}."},

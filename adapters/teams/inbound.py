@@ -155,6 +155,7 @@ def to_click(activity: Activity) -> Click | None:
         value=data,
         conversation=ref,
         message_id=activity.reply_to_id,
+        answered_inline=activity.type == "invoke",
     )
 
 
