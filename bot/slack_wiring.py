@@ -34,9 +34,7 @@ class RuntimeHome:
             self.runtime.clock(),
             self.runtime.settings.base_url(),
         )
-        waiting = await store.list_tasks(
-            states=[TaskState.WAITING.value], platform=platform, tenant=tenant, limit=50
-        )
+        waiting = await store.list_tasks(states=[TaskState.WAITING.value], platform=platform, tenant=tenant, limit=50)
         out: list[Card] = []
         for task in waiting:
             view = await store.view(int(task.id or 0))

@@ -85,12 +85,7 @@ def test_the_fallback_text_is_shown_only_when_nothing_else_says_it() -> None:
 
 
 def test_decided_card_has_no_decision_buttons() -> None:
-    ids = [
-        e["action_id"]
-        for b in render(decided_card())
-        if b["type"] == "actions"
-        for e in b["elements"]
-    ]
+    ids = [e["action_id"] for b in render(decided_card()) if b["type"] == "actions" for e in b["elements"]]
     assert ids == ["open_task"]
 
 

@@ -46,9 +46,7 @@ def adapter(slack: FakeSlack, clock: FakeTime) -> SlackAdapter:
     return SlackAdapter(client, clock=clock, sleep=clock.sleep)
 
 
-async def test_post_goes_into_the_thread_tagged_with_its_outbox_key(
-    adapter: SlackAdapter, slack: FakeSlack
-) -> None:
+async def test_post_goes_into_the_thread_tagged_with_its_outbox_key(adapter: SlackAdapter, slack: FakeSlack) -> None:
     ref = await adapter.post(CONV, Card(title="Task #1", text="hi"), key="task:1")
     call = slack.called("chat.postMessage")[0]
     assert call.token == "xoxb-test"
@@ -61,9 +59,7 @@ async def test_post_goes_into_the_thread_tagged_with_its_outbox_key(
     assert ref == MessageRef(id=slack.messages["C1"][0]["ts"], channel="C1")
 
 
-async def test_find_recognises_a_post_whose_record_was_lost(
-    adapter: SlackAdapter, slack: FakeSlack
-) -> None:
+async def test_find_recognises_a_post_whose_record_was_lost(adapter: SlackAdapter, slack: FakeSlack) -> None:
     posted = await adapter.post(CONV, Card(title="card"), key="task:9")
     await adapter.post(CONV, Card(title="other"), key="task:10")
     assert await adapter.find(CONV, "task:9") == posted
@@ -105,9 +101,7 @@ async def test_a_429_becomes_a_retry_after(adapter: SlackAdapter, slack: FakeSla
 
 
 @pytest.mark.parametrize("error", ["channel_not_found", "not_in_channel", "is_archived"])
-async def test_losing_the_channel_is_permanent(
-    adapter: SlackAdapter, slack: FakeSlack, error: str
-) -> None:
+async def test_losing_the_channel_is_permanent(adapter: SlackAdapter, slack: FakeSlack, error: str) -> None:
     slack.fail("chat.postMessage", error)
     with pytest.raises(DeliveryError) as e:
         await adapter.post(CONV, Card(title="t"), key="k")
@@ -124,23 +118,17 @@ async def test_a_server_error_is_retryable(adapter: SlackAdapter, slack: FakeSla
 async def test_a_refused_connection_is_retryable(clock: FakeTime) -> None:
     client = AsyncWebClient(token="x", base_url="http://127.0.0.1:9/api/", retry_handlers=[])
     with pytest.raises(DeliveryError) as e:
-        await SlackAdapter(client, clock=clock, sleep=clock.sleep).post(
-            CONV, Card(title="t"), key="k"
-        )
+        await SlackAdapter(client, clock=clock, sleep=clock.sleep).post(CONV, Card(title="t"), key="k")
     assert not e.value.permanent
 
 
-async def test_posts_to_one_channel_keep_to_about_one_a_second(
-    adapter: SlackAdapter, clock: FakeTime
-) -> None:
+async def test_posts_to_one_channel_keep_to_about_one_a_second(adapter: SlackAdapter, clock: FakeTime) -> None:
     for i in range(6):
         await adapter.post(CONV, Card(title=str(i)), key=str(i))
     assert clock.slept == [1.0, 1.0, 1.0]  # a burst of three, then one a second
 
 
-async def test_a_long_local_wait_is_handed_back_as_retry_after(
-    adapter: SlackAdapter, clock: FakeTime
-) -> None:
+async def test_a_long_local_wait_is_handed_back_as_retry_after(adapter: SlackAdapter, clock: FakeTime) -> None:
     ref = await adapter.post(CONV, Card(title="t"), key="k")
     adapter.max_wait = 0.5
     for _ in range(10):
@@ -156,9 +144,7 @@ async def test_posts_are_valid_json_blocks(adapter: SlackAdapter, slack: FakeSla
     assert "<!here>" not in json.dumps(body["blocks"]) and len(body["text"]) <= 3000
 
 
-async def test_a_notice_without_a_channel_goes_to_the_persons_dm(
-    adapter: SlackAdapter, slack: FakeSlack
-) -> None:
+async def test_a_notice_without_a_channel_goes_to_the_persons_dm(adapter: SlackAdapter, slack: FakeSlack) -> None:
     await adapter.notify(ConversationRef("slack", "T1", ""), "U3", "Not done")
     assert slack.called("chat.postEphemeral") == []
     assert slack.called("chat.postMessage")[0].args["channel"] == "U3"

@@ -57,9 +57,7 @@ class Bot:
         )
 
     async def click(self, action: str, value: dict[str, Any], user: str, message_ts: str) -> int:
-        payload = click_payload(
-            action, json.dumps(value), user=user, message_ts=message_ts, thread_ts=THREAD
-        )
+        payload = click_payload(action, json.dumps(value), user=user, message_ts=message_ts, thread_ts=THREAD)
         body = urlencode({"payload": json.dumps(payload)})
         return await self.post(body, "application/x-www-form-urlencoded")
 
@@ -113,12 +111,7 @@ async def bot(sqlite_url: str, clock: Clock) -> AsyncIterator[Bot]:
 
 
 def _actions(message: dict[str, Any]) -> list[str]:
-    return [
-        e["action_id"]
-        for b in message.get("blocks") or []
-        if b["type"] == "actions"
-        for e in b["elements"]
-    ]
+    return [e["action_id"] for b in message.get("blocks") or [] if b["type"] == "actions" for e in b["elements"]]
 
 
 def _approval(bot: Bot) -> dict[str, Any]:
@@ -127,9 +120,7 @@ def _approval(bot: Bot) -> dict[str, Any]:
 
 async def test_a_mention_runs_announce_through_approval_to_summary(bot: Bot) -> None:
     assert await bot.mention("run announce channel=#eng text=hi") == 200
-    assert (
-        await bot.mention("run announce channel=#eng text=hi", **{"X-Slack-Retry-Num": "1"}) == 200
-    )
+    assert await bot.mention("run announce channel=#eng text=hi", **{"X-Slack-Retry-Num": "1"}) == 200
     await bot.settle()
     assert len(await bot.runtime.store.list_tasks()) == 1  # the redelivery made no second task
 
@@ -188,9 +179,7 @@ async def test_the_app_home_shows_the_approval_waiting_for_the_person(bot: Bot) 
     assert await bot.post(json.dumps(home), "application/json") == 200
     view = (await bot.slack.wait_for("views.publish"))[0].args["view"]
     assert view["type"] == "home"
-    assert "approve" in [
-        e.get("action_id") for b in view["blocks"] if b["type"] == "actions" for e in b["elements"]
-    ]
+    assert "approve" in [e.get("action_id") for b in view["blocks"] if b["type"] == "actions" for e in b["elements"]]
     assert all(Block.parse(b) is not None for b in view["blocks"])
 
 

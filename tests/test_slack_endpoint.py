@@ -66,9 +66,7 @@ class Env:
 
     async def form(self, fields: dict[str, str]) -> aiohttp.ClientResponse:
         body = urlencode(fields)
-        return await self.send(
-            body, signed_headers(body, SECRET, content_type="application/x-www-form-urlencoded")
-        )
+        return await self.send(body, signed_headers(body, SECRET, content_type="application/x-www-form-urlencoded"))
 
 
 @asynccontextmanager
@@ -110,20 +108,14 @@ async def test_a_mention_reaches_the_bot_before_the_ack(env: Env) -> None:
 
 async def test_a_redelivered_event_makes_no_second_task(env: Env) -> None:
     await env.event(mention_event("hi"))
-    resp = await env.event(
-        mention_event("hi"), **{"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
-    )
+    resp = await env.event(mention_event("hi"), **{"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"})
     assert resp.status == 200 and list(env.bot.messages) == ["Ev1"]
 
 
 @pytest.mark.parametrize("tamper", ["bad", "missing", "stale"])
-async def test_unsigned_or_stale_requests_are_refused_and_nothing_stored(
-    env: Env, tamper: str
-) -> None:
+async def test_unsigned_or_stale_requests_are_refused_and_nothing_stored(env: Env, tamper: str) -> None:
     body = json.dumps(mention_event("hi"))
-    headers = signed_headers(
-        body, SECRET, timestamp=int(time.time()) - 301 if tamper == "stale" else None
-    )
+    headers = signed_headers(body, SECRET, timestamp=int(time.time()) - 301 if tamper == "stale" else None)
     if tamper == "bad":
         headers["X-Slack-Signature"] = "v0=" + "0" * 64
     if tamper == "missing":

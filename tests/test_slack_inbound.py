@@ -52,10 +52,7 @@ def test_malformed_events_are_ignored_not_raised() -> None:
 
 
 def test_text_is_unescaped_and_links_unwrapped() -> None:
-    assert (
-        plain_text("<@UBOT> a &lt;b&gt; &amp; <https://x.io|x.io>", "UBOT")
-        == "a <b> & https://x.io"
-    )
+    assert plain_text("<@UBOT> a &lt;b&gt; &amp; <https://x.io|x.io>", "UBOT") == "a <b> & https://x.io"
 
 
 def test_a_slash_command_is_deduplicated_by_trigger_id() -> None:
@@ -75,9 +72,7 @@ def test_a_slash_command_is_deduplicated_by_trigger_id() -> None:
 
 
 def test_an_approve_click_carries_the_approval_and_the_thread() -> None:
-    c = to_click(
-        click_payload("approve", json.dumps({"approval_id": 3}), thread_ts="1.5"), DECISIONS
-    )
+    c = to_click(click_payload("approve", json.dumps({"approval_id": 3}), thread_ts="1.5"), DECISIONS)
     assert c is not None
     assert (c.action, c.value, c.user, c.tenant) == ("approve", {"approval_id": 3}, "U1", "T1")
     assert (c.conversation.channel, c.conversation.thread, c.message_id) == (

@@ -14,9 +14,7 @@ async def test_an_event_over_socket_mode_reaches_the_bot_and_is_acked() -> None:
     async with fake_slack() as slack:
         bot = FakeBot()
         adapter = SlackAdapter(AsyncWebClient(token="xoxb-t", base_url=slack.base_url))
-        app = build_app(
-            adapter, signing_secret="", on_message=bot.handle_message, on_click=bot.handle_click
-        )
+        app = build_app(adapter, signing_secret="", on_message=bot.handle_message, on_click=bot.handle_click)
         handler = socket_mode(app, "xapp-test")
         await handler.connect_async()
         try:

@@ -119,13 +119,9 @@ class SlackAdapter:
                 metadata={"event_type": METADATA_EVENT, "event_payload": {"outbox_key": key}},
             )
         )
-        return MessageRef(
-            id=str(resp["ts"]), channel=str(resp.get("channel") or conversation.channel)
-        )
+        return MessageRef(id=str(resp["ts"]), channel=str(resp.get("channel") or conversation.channel))
 
-    async def update(
-        self, conversation: ConversationRef, message: MessageRef, card: Card
-    ) -> MessageRef:
+    async def update(self, conversation: ConversationRef, message: MessageRef, card: Card) -> MessageRef:
         await self._pace(self.updates, conversation.tenant)
         channel = message.channel or conversation.channel
         resp = await self._call(
@@ -136,9 +132,7 @@ class SlackAdapter:
                 blocks=render(card),
             )
         )
-        return MessageRef(
-            id=str(resp.get("ts") or message.id), channel=str(resp.get("channel") or channel)
-        )
+        return MessageRef(id=str(resp.get("ts") or message.id), channel=str(resp.get("channel") or channel))
 
     async def notify(self, conversation: ConversationRef, user: str, text: str) -> None:
         if not conversation.channel:  # e.g. a click on the App Home: no channel to whisper in
@@ -165,9 +159,7 @@ class SlackAdapter:
                 return None
         return None
 
-    def _history(
-        self, conversation: ConversationRef, cursor: str | None
-    ) -> Awaitable[AsyncSlackResponse]:
+    def _history(self, conversation: ConversationRef, cursor: str | None) -> Awaitable[AsyncSlackResponse]:
         if conversation.thread:
             return self.client.conversations_replies(
                 channel=conversation.channel,

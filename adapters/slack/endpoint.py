@@ -146,9 +146,7 @@ class SlackEndpoint:
         if not self._signed(body, request.headers):
             return web.json_response({"error": "invalid signature"}, status=401)
         try:
-            bolt_req = AsyncBoltRequest(
-                body=body, query=request.query_string, headers=dict(request.headers)
-            )
+            bolt_req = AsyncBoltRequest(body=body, query=request.query_string, headers=dict(request.headers))
         except (ValueError, TypeError, AttributeError, BoltError):
             return web.json_response({"error": "malformed payload"}, status=400)
         if not isinstance(bolt_req.body, dict):

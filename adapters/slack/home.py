@@ -55,9 +55,7 @@ def render_home(cards: list[Card]) -> dict[str, Any]:
         blocks.append(
             {
                 "type": "context",
-                "elements": [
-                    {"type": "mrkdwn", "text": f"… and {len(cards) - shown} more (`/cowork list`)"}
-                ],
+                "elements": [{"type": "mrkdwn", "text": f"… and {len(cards) - shown} more (`/cowork list`)"}],
             }
         )
     return {"type": "home", "blocks": blocks}

@@ -58,11 +58,7 @@ def to_inbound(body: Mapping[str, Any], bot_user_id: str = "") -> Inbound | None
     event = _dict(body.get("event"))
     kind = _kind(event)
     user, channel, ts = _str(event.get("user")), _str(event.get("channel")), _str(event.get("ts"))
-    if (
-        kind is None
-        or event.get("subtype") not in USER_SUBTYPES
-        or _is_from_bot(event, bot_user_id)
-    ):
+    if kind is None or event.get("subtype") not in USER_SUBTYPES or _is_from_bot(event, bot_user_id):
         return None
     if not (user and channel and ts):
         return None

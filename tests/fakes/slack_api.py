@@ -47,9 +47,7 @@ class FakeSlack:
 
     # -- what the tests use --------------------------------------------------
 
-    def fail(
-        self, method: str, error: str = "", *, status: int = 200, retry_after: int | None = None
-    ) -> None:
+    def fail(self, method: str, error: str = "", *, status: int = 200, retry_after: int | None = None) -> None:
         """The next call of `method` fails like this."""
         self.faults.setdefault(method, []).append(Fault(error, status, retry_after))
 
@@ -93,9 +91,7 @@ class FakeSlack:
             f = queued.pop(0)
             headers = {"Retry-After": str(f.retry_after)} if f.retry_after is not None else {}
             status = 429 if f.retry_after is not None else f.status
-            return web.json_response(
-                {"ok": False, "error": f.error or "ratelimited"}, status=status, headers=headers
-            )
+            return web.json_response({"ok": False, "error": f.error or "ratelimited"}, status=status, headers=headers)
         handler = getattr(self, "m_" + method.replace(".", "_"), None)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
