@@ -114,9 +114,7 @@ def task_json(view: TaskView, events: Sequence[Event], now: datetime) -> dict[st
         "task": task_row(view.task, now),
         "steps": [step_json(s) for s in view.steps],
         "approvals": [approval_json(a) for a in view.approvals],
-        "events": [
-            {"at": _iso(e.at), "actor": e.actor, "kind": e.kind, "detail": e.detail} for e in events
-        ],
+        "events": [{"at": _iso(e.at), "actor": e.actor, "kind": e.kind, "detail": e.detail} for e in events],
     }
 
 
@@ -166,9 +164,7 @@ def mount_console(app: web.Application, runtime: Runtime) -> ConsoleAdapter:
     adapter = ConsoleAdapter(Transcript(runtime.db), Hub(), clock=runtime.clock)
     runtime.add_adapter("console", adapter)
     conversation = runtime.conversation
-    ConsoleEndpoint(
-        adapter, on_message=conversation.handle_message, on_click=conversation.handle_click
-    ).add_routes(app)
+    ConsoleEndpoint(adapter, on_message=conversation.handle_message, on_click=conversation.handle_click).add_routes(app)
     TaskPages(runtime).add_routes(app)
     host = runtime.settings.host
     if not is_loopback(host):

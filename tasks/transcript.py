@@ -78,9 +78,7 @@ class Transcript:
     async def get(self, message_id: int) -> ChatMessage | None:
         def q(tx: Tx) -> ChatMessage | None:
             row = tx.conn.execute(
-                select(MESSAGE).where(
-                    MESSAGE.c.id == message_id, MESSAGE.c.platform == self.platform
-                )
+                select(MESSAGE).where(MESSAGE.c.id == message_id, MESSAGE.c.platform == self.platform)
             ).first()
             return _message(row) if row else None
 
@@ -107,12 +105,24 @@ class Transcript:
         def q(tx: Tx) -> list[ChatMessage]:
             rows = tx.conn.execute(
                 select(MESSAGE)
-                .where(
-                    and_(MESSAGE.c.platform == self.platform, MESSAGE.c.channel == channel, visible)
-                )
+                .where(and_(MESSAGE.c.platform == self.platform, MESSAGE.c.channel == channel, visible))
                 .order_by(MESSAGE.c.id.desc())
                 .limit(limit)
             ).all()
             return [_message(r) for r in reversed(rows)]
+
+        return await self.db.run(q)
+
+    async def recent(self, channel: str, thread: str | None, limit: int) -> list[ChatMessage]:
+        """The latest public messages of a thread (its root and replies) or of a
+        whole channel, oldest first: what the `chat.history` skill reads."""
+        where = [MESSAGE.c.platform == self.platform, MESSAGE.c.channel == channel,
+                 MESSAGE.c.private_to.is_(None)]  # fmt: skip
+        if thread is not None and thread.isdigit():
+            where.append(or_(MESSAGE.c.thread == thread, MESSAGE.c.id == int(thread)))
+
+        def q(tx: Tx) -> list[ChatMessage]:
+            stmt = select(MESSAGE).where(and_(*where)).order_by(MESSAGE.c.id.desc()).limit(limit)
+            return [_message(r) for r in reversed(tx.conn.execute(stmt).all())]
 
         return await self.db.run(q)

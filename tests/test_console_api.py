@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from adapters.chat import ConversationRef
 from bot.config import Settings
 from bot.runtime import Runtime
 from bot.server import make_app
@@ -281,3 +282,21 @@ async def test_console_warns_when_not_bound_to_loopback(
     async for _ in _console(sqlite_url, clock):
         pass
     assert not any("has no login" in r.getMessage() for r in caplog.records)
+
+
+async def test_chat_history_reads_the_thread_without_private_notices(console: Console) -> None:
+    await console.say("before the thread")
+    root = await console.say("@cowork run noop")
+    await console.say("a reply by bob", user="bob", thread=str(root["id"]))
+    await console.settle()
+    await console.runtime.adapters["console"].notify(
+        ConversationRef("console", "local", "general", thread=str(root["id"])), "bob", "psst"
+    )
+    read = console.runtime.services["chat_reader"]
+    conversation = {"platform": "console", "channel": "general", "thread": str(root["id"])}
+    got = await read(conversation, 50)
+    assert [m["user"] for m in got][:2] == ["alice", "bob"]
+    assert got[0]["text"] == "@cowork run noop" and all(m["text"] != "psst" for m in got)
+    assert any(m["user"] == "cowork" and m["text"].startswith("Task #1") for m in got)
+    whole = await read({**conversation, "thread": None}, 2)
+    assert len(whole) == 2 and whole[0]["text"] != "before the thread"

@@ -66,6 +66,8 @@ class TranscriptStore(Protocol):
 
     async def channel(self, channel: str, viewer: str, limit: int = 500) -> Sequence[Record]: ...
 
+    async def recent(self, channel: str, thread: str | None, limit: int) -> Sequence[Record]: ...
+
 
 def message_json(r: Record) -> dict[str, Any]:
     """A message as the page gets it (the HTML is already escaped and rendered)."""
@@ -176,6 +178,13 @@ class ConsoleAdapter:
 
     async def message(self, message_id: int) -> Record | None:
         return await self.transcript.get(message_id)
+
+    async def history(self, conversation: ConversationRef, limit: int) -> list[dict[str, Any]]:
+        """Public messages of the conversation's thread (or channel), oldest first,
+        for the `chat.history` skill: people's words, and the bot's as text."""
+        records = await self.transcript.recent(channel_name(conversation.channel),
+                                               conversation.thread, limit)  # fmt: skip
+        return [{"user": r.user, "text": r.text, "ts": str(r.id)} for r in records]
 
     async def messages(self, channel: str, viewer: str) -> list[dict[str, Any]]:
         return [message_json(r) for r in await self.transcript.channel(channel, viewer)]
