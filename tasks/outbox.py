@@ -66,12 +66,20 @@ class Outboxes:
         for r in due:
             if r.card_key:
                 newest[r.card_key] = r
-        chosen, superseded = [], []
+        chosen, superseded, seen = [], [], set()
         for r in due:
-            if r.card_key and (r.card_key in busy or newest[r.card_key].id != r.id):
-                if r.card_key not in busy:
+            key = r.card_key
+            if key and (key in busy or key in seen):
+                if key not in busy and newest[key].id != r.id:
                     superseded.append(r.id)
                 continue
+            if key:
+                # The latest state of the card, in the place of its first pending update,
+                # so a card is never posted after messages that were queued later.
+                seen.add(key)
+                if newest[key].id != r.id:
+                    superseded.append(r.id)
+                r = newest[key]
             chosen.append(r)
             if len(chosen) >= limit:
                 break

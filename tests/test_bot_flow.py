@@ -145,3 +145,14 @@ async def test_only_requester_or_approver_may_cancel(rt: Runtime) -> None:
     out = await rt.conversation.handle_message(mention(f"cancel {h.task_id}", "ev11", user="mallory"))
     assert out.kind == "refused"
     assert (await rt.store.get_task(h.task_id)).state == "running"  # type: ignore[arg-type,union-attr]
+
+
+async def test_coalesced_card_keeps_its_place_before_later_messages(rt: Runtime) -> None:
+    chat: RecordingAdapter = rt.adapters["console"]  # type: ignore[assignment]
+    await rt.conversation.handle_message(mention("run announce channel=eng text=hello", "ev20"))
+    await rt.engine.drain()  # the card changed several times and an approval was asked meanwhile
+    await rt.delivery.drain()
+    titles = [chat.messages[mid]["card"].title for op, mid in chat.log if op == "post"]
+    assert titles[0].startswith("Task #1:") and titles[1].startswith("Approval needed")
+    status = dict((f.label, f.value) for f in chat.messages["m1"]["card"].fields)["Status"]
+    assert status == "Waiting for approval"
