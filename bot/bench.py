@@ -122,7 +122,7 @@ def _fresh_pg(admin_url: str) -> str:
 
     name = f"cowork_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
+        conn.execute(f'CREATE DATABASE "{name}"')
     url = f"{admin_url.rsplit('/', 1)[0]}/{name}"
     upgrade(url)
     return url
@@ -132,7 +132,7 @@ def _drop_pg(admin_url: str, url: str) -> None:
     import psycopg
 
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')  # type: ignore[arg-type]
+        conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 def run_bench(*, tasks: int = 2000, postgres: str | None = None, workers: list[int] | None = None) -> dict[str, Any]:
@@ -143,10 +143,10 @@ def run_bench(*, tasks: int = 2000, postgres: str | None = None, workers: list[i
         out["sqlite_step_overhead"] = asyncio.run(step_overhead(url))
         out["sqlite_one_process"] = asyncio.run(throughput_in_process(url, tasks))
     if postgres:
-        for label, fn in (("postgres_step_overhead", lambda u: asyncio.run(step_overhead(u))),):
+        for label in ("postgres_step_overhead",):
             u = _fresh_pg(postgres)
             try:
-                out[label] = fn(u)
+                out[label] = asyncio.run(step_overhead(u))
             finally:
                 _drop_pg(postgres, u)
         for n in workers or [1, 2]:

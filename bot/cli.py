@@ -17,8 +17,7 @@ from bot.config import Settings, describe
 log = logging.getLogger("cowork")
 
 EPILOG = "Configuration comes from the environment (or a .env file):\n" + "\n".join(
-    f"  {env:<22} {meaning}" + (f" (default {default})" if default else "")
-    for env, default, meaning in describe()
+    f"  {env:<22} {meaning}" + (f" (default {default})" if default else "") for env, default, meaning in describe()
 )
 
 
@@ -70,15 +69,21 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--burst", action="store_true", help="run what is runnable now, then exit")
     w.set_defaults(func=cmd_worker)
 
-    t = sub.add_parser("tasks", help="list, show, cancel or export tasks",
-                       description="Inspect and control tasks in DATABASE_URL from the shell.")
+    t = sub.add_parser(
+        "tasks",
+        help="list, show, cancel or export tasks",
+        description="Inspect and control tasks in DATABASE_URL from the shell.",
+    )
     tsub = t.add_subparsers(title="tasks commands", metavar="ACTION")
     tl = tsub.add_parser("list", help="recent tasks")
     tl.add_argument("--state", action="append", help="only tasks in this state (repeatable)")
     tl.add_argument("--limit", type=int, default=20)
     tl.set_defaults(func=cmd_tasks_list)
-    ts = tsub.add_parser("show", help="a task's plan, steps and event timeline",
-                         description="Print a task's plan, each step's state and attempts, and its event timeline.")
+    ts = tsub.add_parser(
+        "show",
+        help="a task's plan, steps and event timeline",
+        description="Print a task's plan, each step's state and attempts, and its event timeline.",
+    )
     ts.add_argument("id", type=int)
     ts.add_argument("--json", action="store_true", help="print JSON")
     ts.set_defaults(func=cmd_tasks_show)

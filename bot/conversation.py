@@ -64,8 +64,11 @@ class Conversation:
             return Handled("ignored")
         text = clean(m.text)
         if len(text) > MAX_TEXT:
-            return await self._refuse(m, f"That message is {len(text):,} characters; I take at most "
-                                         f"{MAX_TEXT:,}. Put the details in a file or link and mention me again.")  # fmt: skip
+            return await self._refuse(
+                m,
+                f"That message is {len(text):,} characters; I take at most {MAX_TEXT:,}. "
+                "Put the details in a file or link and mention me again.",
+            )
         if not text:
             return await self._reply(m, cards.help_card(HELP, self.playbooks), "command")
         command = parse(text)
@@ -125,7 +128,9 @@ class Conversation:
         try:
             await action(c.task_id, m.user, now=self.clock())  # type: ignore[operator]
         except IllegalTransition as e:
-            return await self._refuse(m, f"Task #{c.task_id} is {e.current.replace('_', ' ')}; it cannot be {_past(c.name)}.")
+            return await self._refuse(
+                m, f"Task #{c.task_id} is {e.current.replace('_', ' ')}; it cannot be {_past(c.name)}."
+            )
         self.wake()
         return await self._reply(m, cards.text_card(f"Task #{c.task_id} {_past(c.name)}."), "command")
 

@@ -65,8 +65,10 @@ def build_llm(settings: Settings, policy: Policy, registry: SkillRegistry) -> Pl
     if make is None:
         return None
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else ""
-    return make(api_key=key, base_url=settings.openai_base_url, model=settings.cowork_model,  # type: ignore[no-any-return]
-                policy=policy, registry=registry)
+    planner: Planner | None = make(
+        api_key=key, base_url=settings.openai_base_url, model=settings.cowork_model, policy=policy, registry=registry
+    )
+    return planner
 
 
 def _optional(module: str, name: str) -> Any:
@@ -100,8 +102,12 @@ class Runtime:
         self.playbooks = self._playbooks()
         self.llm = planner or build_llm(settings, self.policy, self.registry)
         self.adapters: dict[str, ChatAdapter] = dict(adapters or {})
-        self.services: dict[str, Any] = {"controls": self.controls, "store": self.store, "settings": settings,
-                                         "chat_reader": AdapterHistory(self.adapters)}
+        self.services: dict[str, Any] = {
+            "controls": self.controls,
+            "store": self.store,
+            "settings": settings,
+            "chat_reader": AdapterHistory(self.adapters),
+        }
         self.engine = Engine(
             self.store, self.registry, PlanSource(self.playbooks, self.llm), policy=self.policy,
             services=self.services, clock=clock,

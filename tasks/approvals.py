@@ -13,9 +13,7 @@ from typing import Any
 
 def args_hash(skill: str, args: Mapping[str, Any]) -> str:
     """Bind an approval to exactly what will be done: skill plus normalized args."""
-    canonical = json.dumps(
-        {"skill": skill, "args": args}, sort_keys=True, separators=(",", ":"), default=str
-    )
+    canonical = json.dumps({"skill": skill, "args": args}, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -52,7 +50,10 @@ def decide(
         return Verdict(False, "the step changed since approval was asked; ask again", state)
     if any(d["user"] == user for d in decisions):
         return Verdict(False, "you have already decided this approval", state)
-    new = (*decisions, {"user": user, "approve": approve, "at": now.isoformat()})
+    new: tuple[dict[str, Any], ...] = (
+        *(dict(d) for d in decisions),
+        {"user": user, "approve": approve, "at": now.isoformat()},
+    )
     if not approve:
         return Verdict(True, "rejected", "rejected", tuple(new))
     approvals = sum(1 for d in new if d["approve"])

@@ -151,9 +151,7 @@ class Controls:
         a = tx.conn.execute(select(APPROVAL).where(APPROVAL.c.id == approval_id).with_for_update()).first()
         if a is None:
             raise NotFound(f"no approval {approval_id}")
-        step = tx.conn.execute(
-            select(STEP).where(STEP.c.task_id == a.task_id, STEP.c.key == a.step_key)
-        ).first()
+        step = tx.conn.execute(select(STEP).where(STEP.c.task_id == a.task_id, STEP.c.key == a.step_key)).first()
         current = approval_rules.args_hash(step.skill, step.args or {}) if step else ""
         verdict = approval_rules.decide(
             state=a.state, approvers=a.approvers or [], required=a.required,
@@ -172,7 +170,8 @@ class Controls:
             )
         )  # fmt: skip
         kind = {"approved": "approval.approved", "rejected": "approval.rejected"}.get(
-            verdict.new_state, "approval.noted")
+            verdict.new_state, "approval.noted"
+        )
         tx.insert_later(EVENT, event_row(a.task_id, user, kind, now, approval=approval_id, step=a.step_key))
         self._approval_card(tx, approval_id, a.task_id, now)
         if done:
@@ -187,9 +186,7 @@ class Controls:
         else:
             step_values = {"state": StepState.FAILED.value, "finished_at": now,
                            "error": f"rejected by {user}"}  # fmt: skip
-        tx.conn.execute(
-            update(STEP).where(STEP.c.task_id == a.task_id, STEP.c.key == a.step_key).values(**step_values)
-        )
+        tx.conn.execute(update(STEP).where(STEP.c.task_id == a.task_id, STEP.c.key == a.step_key).values(**step_values))
         task_state = tx.conn.execute(select(TASK.c.state).where(TASK.c.id == a.task_id)).scalar()
         if task_state == TaskState.WAITING.value:
             self.store.transition(tx, a.task_id, TaskState.RUNNING, actor=user, now=now,
@@ -301,4 +298,3 @@ class Controls:
             .values(next_fire_at=following, last_fired_at=fire_at)
         )  # fmt: skip
         return [task_id] if created else []
-

@@ -231,10 +231,8 @@ class Database:
             elif job.loop is not None:
                 by_loop.setdefault(job.loop, []).append((job, result, error))
         for loop, items in by_loop.items():
-            try:
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
                 loop.call_soon_threadsafe(_resolve, items)
-            except RuntimeError:
-                pass  # the loop is closed: nobody is waiting any more
 
 
 def _resolve(items: list[tuple[_Job, Any, BaseException | None]]) -> None:

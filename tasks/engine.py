@@ -141,8 +141,14 @@ class Engine:
             assert task.id is not None
             t = asyncio.create_task(self._turn(task), name=f"task-{task.id}")
             self._running[task.id] = t
-            t.add_done_callback(lambda _t, i=task.id: self._running.pop(i, None))
+            t.add_done_callback(self._forget(task.id))
         return len(claimed)
+
+    def _forget(self, task_id: int) -> Callable[[asyncio.Task[None]], None]:
+        def done(_t: asyncio.Task[None]) -> None:
+            self._running.pop(task_id, None)
+
+        return done
 
     async def _renew_loop(self, stop: asyncio.Event) -> None:
         period = self.config.lease_seconds / 3
@@ -291,5 +297,3 @@ class Engine:
 
 def _channel(task: Task) -> str:
     return str((task.conversation or {}).get("channel", ""))
-
-

@@ -119,9 +119,7 @@ def as_skill_error(e: Exception, now: datetime | None = None) -> SkillError:
         if status == 429 and e.code == "insufficient_quota":
             return SkillError(f"LLM quota exhausted: {e.message}", retryable=False)
         if status in (408, 409, 429) or status >= 500:
-            return SkillError(
-                f"LLM unavailable ({status}): {e.message}", retryable=True, retry_after=wait
-            )
+            return SkillError(f"LLM unavailable ({status}): {e.message}", retryable=True, retry_after=wait)
         return SkillError(f"LLM refused the request ({status}): {e.message}", retryable=False)
     if isinstance(e, openai.APITimeoutError):
         return SkillError("LLM call timed out", retryable=True)

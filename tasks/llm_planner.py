@@ -70,8 +70,7 @@ def plan_tool(skills: list[str]) -> dict[str, Any]:
 
 def catalogue(skills: list[Skill]) -> str:
     return "\n".join(
-        f"- {s.name} ({s.effect.value}): {s.description}\n  args: {json.dumps(s.args_schema)}"
-        for s in skills
+        f"- {s.name} ({s.effect.value}): {s.description}\n  args: {json.dumps(s.args_schema)}" for s in skills
     )
 
 
@@ -99,9 +98,7 @@ def _check_args(key: str, skill: Skill, args: Mapping[str, Any]) -> None:
     instance = {k: v for k, v in args.items() if k not in later}
     if later and "required" in schema:
         schema["required"] = [r for r in schema["required"] if r not in later]
-    error = jsonschema.exceptions.best_match(
-        jsonschema.Draft202012Validator(schema).iter_errors(instance)
-    )
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(instance))
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "args"
         raise PlanError(f"step {key!r}: {skill.name} {where}: {error.message}")

@@ -44,9 +44,7 @@ class _LLMSkill(Skill):
 
 class Summarize(_LLMSkill):
     name = "llm.summarize"
-    description = (
-        "Summarize text (a page, a thread, a document) with the LLM. Result: {text: the summary}."
-    )
+    description = "Summarize text (a page, a thread, a document) with the LLM. Result: {text: the summary}."
     args_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "properties": {

@@ -113,9 +113,7 @@ async def load_mcp_skills(policy: Policy) -> list[Skill]:
         try:
             tools = await asyncio.wait_for(list_tools(server), server.timeout)
         except Exception as e:
-            log.warning(
-                "MCP server %s: cannot list its tools, leaving them out: %s", server.name, e
-            )
+            log.warning("MCP server %s: cannot list its tools, leaving them out: %s", server.name, e)
             continue
         for tool in tools:
             name = f"mcp.{server.name}.{tool.name}"

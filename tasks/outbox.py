@@ -38,9 +38,10 @@ class Outboxes:
 
     async def exists(self, idempotency_key: str) -> bool:
         def q(tx: Tx) -> bool:
-            return tx.conn.execute(
-                select(OUTBOX.c.id).where(OUTBOX.c.idempotency_key == idempotency_key)
-            ).first() is not None
+            return (
+                tx.conn.execute(select(OUTBOX.c.id).where(OUTBOX.c.idempotency_key == idempotency_key)).first()
+                is not None
+            )
 
         return await self.db.run(q)
 
@@ -128,9 +129,7 @@ class Outboxes:
             values["state"] = "dead"
         else:
             values.update(state="pending", next_attempt_at=retry_at)
-        await self.db.run(
-            lambda tx: tx.conn.execute(update(OUTBOX).where(OUTBOX.c.id == outbox_id).values(**values))
-        )
+        await self.db.run(lambda tx: tx.conn.execute(update(OUTBOX).where(OUTBOX.c.id == outbox_id).values(**values)))
 
     async def stats(self) -> dict[str, int]:
         def q(tx: Tx) -> dict[str, int]:
@@ -150,6 +149,6 @@ class Outboxes:
 
     async def card_message(self, key: str) -> dict[str, Any] | None:
         def q(tx: Tx) -> dict[str, Any] | None:
-            return tx.conn.execute(select(CARD.c.message).where(CARD.c.card_key == key)).scalar()  # type: ignore[no-any-return]
+            return tx.conn.execute(select(CARD.c.message).where(CARD.c.card_key == key)).scalar()
 
         return await self.db.run(q)

@@ -34,9 +34,7 @@ class _Text(HTMLParser):
 
 
 def page_text(body: str, content_type: str = "") -> str:
-    if "html" not in content_type.lower() and not body.lstrip()[:15].lower().startswith(
-        "<!doctype html"
-    ):
+    if "html" not in content_type.lower() and not body.lstrip()[:15].lower().startswith("<!doctype html"):
         return body
     parser = _Text()
     parser.feed(body)

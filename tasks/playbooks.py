@@ -1,14 +1,14 @@
 """Playbooks: named plans in YAML (COWORK_PLAYBOOKS), run without an LLM.
 
-    name: announce
-    description: Post an announcement once a person approves it
-    params:
-      channel: {type: string}
-      text: {type: string}
-    steps:
-      - key: post
-        skill: chat.post
-        args: {channel: "{{ channel }}", text: "{{ text }}"}
+name: announce
+description: Post an announcement once a person approves it
+params:
+  channel: {type: string}
+  text: {type: string}
+steps:
+  - key: post
+    skill: chat.post
+    args: {channel: "{{ channel }}", text: "{{ text }}"}
 """
 
 from __future__ import annotations

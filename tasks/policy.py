@@ -53,9 +53,7 @@ class Rules:
             return True
         return any(fnmatch.fnmatchcase(skill, p) for p in self.allowed_skills)
 
-    def needs_approval(
-        self, skill: str, effect: str, args: Mapping[str, Any]
-    ) -> tuple[bool, str | None]:
+    def needs_approval(self, skill: str, effect: str, args: Mapping[str, Any]) -> tuple[bool, str | None]:
         """(needs a person?, name of the auto-approve rule that waived it)."""
         if skill == PLAN_GATE:  # asked for by the policy itself; no rule waives it
             return self.approve_plan, None
@@ -165,18 +163,13 @@ def _scope(i: int, raw: Any, defaults: Rules) -> Scope:
         raise PolicyError(f"{where}: match takes platform, tenant, channel", (*path, "match"))
     overrides = {k: v for k, v in raw.items() if k != "match"}
     _apply(defaults, overrides, where=where, path=path)
-    get = {
-        k: (None if match.get(k) is None else str(match[k]))
-        for k in ("platform", "tenant", "channel")
-    }
+    get = {k: (None if match.get(k) is None else str(match[k])) for k in ("platform", "tenant", "channel")}
     return Scope(get["platform"], get["tenant"], get["channel"], overrides)
 
 
 def _prices(data: Any) -> dict[str, tuple[float, float]]:
     if not isinstance(data, Mapping):
-        raise PolicyError(
-            "prices: map model names to {input, output} dollars per 1M tokens", ("prices",)
-        )
+        raise PolicyError("prices: map model names to {input, output} dollars per 1M tokens", ("prices",))
     out = {}
     for model, p in data.items():
         ok = isinstance(p, Mapping) and not set(p) - {"input", "output"}
@@ -199,16 +192,12 @@ def _webhooks(data: Any) -> dict[str, str]:
 
 def _mcp_servers(data: Any) -> tuple[dict[str, Any], ...]:
     if not isinstance(data, list):
-        raise PolicyError(
-            "mcp_servers: a list of {name, command, args} or {name, url}", ("mcp_servers",)
-        )
+        raise PolicyError("mcp_servers: a list of {name, command, args} or {name, url}", ("mcp_servers",))
     for i, server in enumerate(data):
         ok = isinstance(server, Mapping) and isinstance(server.get("name"), str)
         ok = ok and (isinstance(server.get("command"), str) or isinstance(server.get("url"), str))
         if not ok:
-            raise PolicyError(
-                f"mcp_servers[{i}]: needs a name and a command or a url", ("mcp_servers", i)
-            )
+            raise PolicyError(f"mcp_servers[{i}]: needs a name and a command or a url", ("mcp_servers", i))
     return tuple(dict(s) for s in data)
 
 
@@ -287,9 +276,7 @@ def _no_duplicate_keys(node: yaml.Node | None) -> None:
         seen: set[str] = set()
         for k, v in node.value:
             if isinstance(k, yaml.ScalarNode) and k.value in seen:
-                raise yaml.MarkedYAMLError(
-                    problem=f"{k.value!r} is given twice", problem_mark=k.start_mark
-                )
+                raise yaml.MarkedYAMLError(problem=f"{k.value!r} is given twice", problem_mark=k.start_mark)
             seen.add(str(k.value))
             _no_duplicate_keys(v)
     elif isinstance(node, yaml.SequenceNode):
@@ -303,18 +290,12 @@ def line_of(root: yaml.Node | None, path: Path_) -> int:
     node, line = root, 1
     for part in path:
         if isinstance(node, yaml.MappingNode):
-            found = [
-                (k, v)
-                for k, v in node.value
-                if isinstance(k, yaml.ScalarNode) and k.value == str(part)
-            ]
+            found = [(k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == str(part)]
             if not found:
                 break
             key, node = found[0]
             line = key.start_mark.line + 1
-        elif (
-            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
-        ):
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
             node = node.value[part]
             line = node.start_mark.line + 1
         else:

@@ -23,10 +23,7 @@ class AutoApprove:
     def matches(self, skill: str, args: Mapping[str, Any]) -> bool:
         if not fnmatch.fnmatchcase(skill, self.skill):
             return False
-        return all(
-            k in args and fnmatch.fnmatchcase(str(args[k]), str(pat))
-            for k, pat in self.args.items()
-        )
+        return all(k in args and fnmatch.fnmatchcase(str(args[k]), str(pat)) for k, pat in self.args.items())
 
 
 _EFFECTS = {"read", "write", "external", "payment"}

@@ -23,7 +23,7 @@ class RetryDecision:
 
 def backoff(attempt: int, policy: RetryPolicy, rand: float) -> float:
     """Exponential backoff with full jitter: uniform in [base*2^(n-1)/2, base*2^(n-1)]."""
-    ceiling = min(policy.cap, policy.base * (2 ** max(0, attempt - 1)))
+    ceiling = min(policy.cap, policy.base * float(2 ** max(0, attempt - 1)))
     return ceiling / 2 + (ceiling / 2) * rand
 
 

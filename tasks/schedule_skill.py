@@ -129,9 +129,7 @@ class ScheduleCreate(Skill):
         name = str(args.get("name") or text or args.get("playbook"))[:120]
         tz = str(args.get("timezone") or "UTC")
         try:
-            sid = await controls.create_schedule(
-                name=name, cron=cron, timezone=tz, new=new, now=ctx.now
-            )
+            sid = await controls.create_schedule(name=name, cron=cron, timezone=tz, new=new, now=ctx.now)
         except (ValueError, LookupError) as e:  # an unknown timezone, say
             raise SkillError(f"schedule.create: {e}", retryable=False) from e
         return StepResult(output={"schedule_id": sid, "cron": cron, "timezone": tz},

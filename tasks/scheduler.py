@@ -27,7 +27,9 @@ def _guarded(name: str, fn: Callable[[], Awaitable[Any]]) -> Callable[[], Awaita
     return job
 
 
-def make_scheduler(engine: Engine, controls: Controls, *, tick: float = 1.0, housekeeping: float = 5.0) -> AsyncIOScheduler:
+def make_scheduler(
+    engine: Engine, controls: Controls, *, tick: float = 1.0, housekeeping: float = 5.0
+) -> AsyncIOScheduler:
     sched = AsyncIOScheduler(timezone="UTC")
     opts: dict[str, Any] = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
 

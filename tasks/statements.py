@@ -25,7 +25,11 @@ _STATEMENTS: dict[tuple[Any, ...], Any] = {}
 
 
 def task_update(
-    states: frozenset[str] | Sequence[str], *, fenced: bool, target: str | None, set_keys: tuple[str, ...],
+    states: frozenset[str] | Sequence[str],
+    *,
+    fenced: bool,
+    target: str | None,
+    set_keys: tuple[str, ...],
     add_keys: tuple[str, ...] = (),
 ) -> Any:
     """A prebuilt (cached) UPDATE of one task row guarded by its state and, when

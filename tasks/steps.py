@@ -88,9 +88,7 @@ class TurnState:
         return any(st == S.WAITING for st in self.states.values())
 
     def next_wake(self) -> datetime | None:
-        times = [
-            t for k, t in self.wake.items() if t is not None and self.states[k] in (S.PENDING, S.SLEEPING)
-        ]
+        times = [t for k, t in self.wake.items() if t is not None and self.states[k] in (S.PENDING, S.SLEEPING)]
         return min(times) if times else None
 
     def scope(self, task: Task) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -236,15 +236,11 @@ class Store:
             return []
         ids = [r.id for r in rows]
         until = now + timedelta(seconds=lease_seconds)
-        tx.conn.execute(
-            update(TASK).where(TASK.c.id.in_(ids)).values(lease_holder=worker, lease_expires_at=until)
-        )
+        tx.conn.execute(update(TASK).where(TASK.c.id.in_(ids)).values(lease_holder=worker, lease_expires_at=until))
         tasks = []
         for r in rows:
             if r.lease_holder is not None:
-                tx.insert_later(
-                    EVENT, event_row(r.id, worker, "lease.taken_over", now, previous=r.lease_holder)
-                )
+                tx.insert_later(EVENT, event_row(r.id, worker, "lease.taken_over", now, previous=r.lease_holder))
             task = _row(Task, r)
             task.lease_holder, task.lease_expires_at = worker, until
             tasks.append(task)
@@ -273,9 +269,7 @@ class Store:
             values: dict[str, Any] = {"lease_holder": None, "lease_expires_at": None}
             if run_after is not None:
                 values["run_after"] = run_after
-            tx.conn.execute(
-                update(TASK).where(TASK.c.id == task_id, TASK.c.lease_holder == worker).values(**values)
-            )
+            tx.conn.execute(update(TASK).where(TASK.c.id == task_id, TASK.c.lease_holder == worker).values(**values))
 
         await self.db.run(q)
 
@@ -310,10 +304,8 @@ class Store:
             card_update(tx, task_id, row.platform, row.conversation, now)
         return row
 
-    def _explain_refusal(self, tx: Tx, task_id: int, target: str, fence: str | None) -> None:
-        cur = tx.conn.execute(
-            select(TASK.c.state, TASK.c.lease_holder).where(TASK.c.id == task_id)
-        ).first()
+    def _explain_refusal(self, tx: Tx, task_id: int, target: str, fence: str | None) -> NoReturn:
+        cur = tx.conn.execute(select(TASK.c.state, TASK.c.lease_holder).where(TASK.c.id == task_id)).first()
         if cur is None:
             raise NotFound(f"no task {task_id}")
         check_transition(task_id, cur.state, target)

@@ -152,9 +152,7 @@ class WebhookCall(Skill):
     where webhooks go, never a plan."""
 
     name = "webhook.call"
-    description = (
-        "POST a JSON payload to one of the webhooks the policy names. Result: {status, body}."
-    )
+    description = "POST a JSON payload to one of the webhooks the policy names. Result: {status, body}."
     effect = Effect.EXTERNAL
     idempotent = False
     max_attempts = 3
@@ -176,9 +174,7 @@ class WebhookCall(Skill):
         name = str(args.get("webhook") or "")
         url = self.policy.webhooks.get(name)
         if url is None:
-            raise SkillError(
-                f"webhook.call: no webhook named {name!r} in the policy", retryable=False
-            )
+            raise SkillError(f"webhook.call: no webhook named {name!r} in the policy", retryable=False)
         headers = {"Content-Type": "application/json", "Idempotency-Key": ctx.idempotency_key}
         timeout = aiohttp.ClientTimeout(total=self.policy.http_timeout_seconds)
         data = json.dumps(args.get("payload") or {})

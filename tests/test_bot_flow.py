@@ -29,8 +29,7 @@ class RecordingAdapter:
         if self.fail_next:
             raise self.fail_next.pop(0)
         mid = f"m{len(self.messages) + 1}"
-        self.messages[mid] = {"card": card, "channel": conversation.channel, "thread": conversation.thread,
-                              "key": key}
+        self.messages[mid] = {"card": card, "channel": conversation.channel, "thread": conversation.thread, "key": key}
         self.log.append(("post", mid))
         return MessageRef(mid, conversation.channel)
 

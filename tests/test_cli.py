@@ -9,8 +9,17 @@ from pathlib import Path
 
 import pytest
 
-COMMANDS = [[], ["serve"], ["worker"], ["tasks"], ["tasks", "show"], ["db", "upgrade"], ["doctor"], ["bench"],
-            ["teams-package"]]
+COMMANDS = [
+    [],
+    ["serve"],
+    ["worker"],
+    ["tasks"],
+    ["tasks", "show"],
+    ["db", "upgrade"],
+    ["doctor"],
+    ["bench"],
+    ["teams-package"],
+]
 
 
 def cowork(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -43,7 +52,11 @@ def test_db_upgrade_then_tasks_list_and_show(tmp_path: Path) -> None:
 def test_bad_policy_is_refused_at_start_with_line(tmp_path: Path) -> None:
     bad = tmp_path / "policy.yaml"
     bad.write_text("defaults:\n  approval_effects: [write]\n  required: zero\n")
-    out = cowork("worker", "--burst", cwd=tmp_path, env={"COWORK_POLICY": str(bad),
-                                                         "DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}"})
+    out = cowork(
+        "worker",
+        "--burst",
+        cwd=tmp_path,
+        env={"COWORK_POLICY": str(bad), "DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}"},
+    )
     assert out.returncode == 2
     assert "line 3" in out.stderr and "required" in out.stderr

@@ -77,20 +77,43 @@ class Harness:
 
         books = load_playbooks([shipped_folder()], self.registry.names())
         source = PlanSource(books, llm=self.inline)
-        return Engine(self.store, self.registry, source, policy=self.policy, clock=self.clock,
-                      config=EngineConfig(name=name, lease_seconds=30),
-                      services={})
+        return Engine(
+            self.store,
+            self.registry,
+            source,
+            policy=self.policy,
+            clock=self.clock,
+            config=EngineConfig(name=name, lease_seconds=30),
+            services={},
+        )
 
-    async def submit(self, steps: list[dict[str, Any]] | None = None, *, key: str = "e1",
-                     playbook: str | None = None, params: dict[str, Any] | None = None,
-                     budget: dict[str, Any] | None = None, requester: str = "alice") -> int:
+    async def submit(
+        self,
+        steps: list[dict[str, Any]] | None = None,
+        *,
+        key: str = "e1",
+        playbook: str | None = None,
+        params: dict[str, Any] | None = None,
+        budget: dict[str, Any] | None = None,
+        requester: str = "alice",
+    ) -> int:
         text = f"plan-{key}"
         if steps is not None:
             self.inline.plans[text] = {"steps": steps}
-        task_id, _ = await self.store.create_task(NewTask(
-            platform="console", tenant="t1", dedupe_key=key, requester=requester,
-            conversation=CONV, text=text, playbook=playbook, params=params, budget=budget,
-        ), self.clock())
+        task_id, _ = await self.store.create_task(
+            NewTask(
+                platform="console",
+                tenant="t1",
+                dedupe_key=key,
+                requester=requester,
+                conversation=CONV,
+                text=text,
+                playbook=playbook,
+                params=params,
+                budget=budget,
+            ),
+            self.clock(),
+        )
         return task_id
 
     async def drain(self) -> None:
@@ -127,10 +150,13 @@ async def test_three_step_plan_runs_to_success_and_writes_audit_trail(h: Harness
 
 
 async def test_concurrent_steps_run_after_their_dependencies(h: Harness) -> None:
-    task_id = await h.submit([
-        {"key": "a", "skill": "test.flaky"}, {"key": "b", "skill": "test.flaky"},
-        {"key": "c", "skill": "test.flaky", "depends_on": ["a", "b"]},
-    ])
+    task_id = await h.submit(
+        [
+            {"key": "a", "skill": "test.flaky"},
+            {"key": "b", "skill": "test.flaky"},
+            {"key": "c", "skill": "test.flaky", "depends_on": ["a", "b"]},
+        ]
+    )
     await h.drain()
     view = await h.store.view(task_id)
     assert view.task.state == "succeeded"
@@ -151,10 +177,12 @@ async def test_retryable_error_is_retried_with_backoff(h: Harness, clock: Clock)
 
 
 async def test_non_retryable_error_fails_step_and_task_keeping_the_error(h: Harness) -> None:
-    task_id = await h.submit([
-        {"key": "a", "skill": "test.flaky", "args": {"fail": 1, "fatal": True}},
-        {"key": "b", "skill": "test.flaky", "depends_on": ["a"]},
-    ])
+    task_id = await h.submit(
+        [
+            {"key": "a", "skill": "test.flaky", "args": {"fail": 1, "fatal": True}},
+            {"key": "b", "skill": "test.flaky", "depends_on": ["a"]},
+        ]
+    )
     await h.drain()
     view = await h.store.view(task_id)
     assert view.task.state == "failed"
@@ -163,10 +191,12 @@ async def test_non_retryable_error_fails_step_and_task_keeping_the_error(h: Harn
 
 
 async def test_retry_runs_again_from_the_failed_step_only(h: Harness) -> None:
-    task_id = await h.submit([
-        {"key": "a", "skill": "test.effect", "args": {"what": "x"}},
-        {"key": "b", "skill": "test.flaky", "args": {"fail": 1, "fatal": True}, "depends_on": ["a"]},
-    ])
+    task_id = await h.submit(
+        [
+            {"key": "a", "skill": "test.effect", "args": {"what": "x"}},
+            {"key": "b", "skill": "test.flaky", "args": {"fail": 1, "fatal": True}, "depends_on": ["a"]},
+        ]
+    )
     h.policy = Policy(defaults=Rules(approval_effects=frozenset()))
     h.engine = h.make_engine("w1")
     await h.drain()
@@ -229,15 +259,22 @@ async def test_decision_on_changed_args_is_refused(h: Harness, db: Database) -> 
     task_id = await h.submit(playbook="announce", params={"channel": "eng", "text": "hi"})
     await h.drain()
     (approval,) = (await h.store.view(task_id)).approvals
-    await db.run(lambda tx: tx.conn.execute(
-        update(STEP).where(STEP.c.task_id == task_id).values(args={"channel": "#all", "text": "x"})))
+    await db.run(
+        lambda tx: tx.conn.execute(
+            update(STEP).where(STEP.c.task_id == task_id).values(args={"channel": "#all", "text": "x"})
+        )
+    )
     refused = await h.controls.decide(approval.id, "alice", True, h.clock())
     assert not refused.accepted and "changed" in refused.reason
 
 
 async def test_wait_is_a_durable_timer_holding_no_worker(h: Harness, clock: Clock) -> None:
-    task_id = await h.submit([{"key": "w", "skill": "wait", "args": {"seconds": 600}},
-                              {"key": "after", "skill": "test.flaky", "depends_on": ["w"]}])
+    task_id = await h.submit(
+        [
+            {"key": "w", "skill": "wait", "args": {"seconds": 600}},
+            {"key": "after", "skill": "test.flaky", "depends_on": ["w"]},
+        ]
+    )
     await h.drain()
     task = await h.store.get_task(task_id)
     assert task.state == "running" and task.lease_holder is None  # type: ignore[union-attr]
@@ -250,8 +287,9 @@ async def test_wait_is_a_durable_timer_holding_no_worker(h: Harness, clock: Cloc
 
 
 async def test_budget_pauses_with_a_clear_reason(h: Harness) -> None:
-    task_id = await h.submit([{"key": f"s{i}", "skill": "test.flaky", "args": {"tokens": 600}}
-                              for i in range(4)], budget={"tokens": 1000})
+    task_id = await h.submit(
+        [{"key": f"s{i}", "skill": "test.flaky", "args": {"tokens": 600}} for i in range(4)], budget={"tokens": 1000}
+    )
     h.engine.config = EngineConfig(name="w1", steps_per_task=1, max_steps=1)
     await h.drain()
     task = await h.store.get_task(task_id)

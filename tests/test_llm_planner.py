@@ -163,9 +163,7 @@ def test_client_leaves_retries_to_the_engine() -> None:
     assert make_planner(None, None, "m") is None
 
 
-async def test_engine_records_planning_tokens_and_cost(
-    db: Database, clock: Clock, fake_openai: FakeOpenAI
-) -> None:
+async def test_engine_records_planning_tokens_and_cost(db: Database, clock: Clock, fake_openai: FakeOpenAI) -> None:
     fake_openai.plan([{"key": "w", "skill": "wait", "args": {"seconds": 0}}], usage=(3000, 1000))
     h = Harness(db, clock, policy=PRICED, llm=llm_for(fake_openai))
     task_id = await h.submit("wait a moment")
@@ -175,9 +173,7 @@ async def test_engine_records_planning_tokens_and_cost(
     assert t.tokens == 4000 and t.cost == pytest.approx(0.014)
     ready = [e for e in await h.store.events(task_id) if e.kind == "plan.ready"]
     assert ready[0].detail["tokens"] == 4000
-    assert await h.engine.checkpoints.spent_today("console", "alice", clock()) == pytest.approx(
-        0.014
-    )
+    assert await h.engine.checkpoints.spent_today("console", "alice", clock()) == pytest.approx(0.014)
 
 
 async def test_policy_can_require_approval_of_the_whole_plan(

@@ -68,8 +68,7 @@ def test_a_good_policy_resolves_per_tenant_and_channel(tmp_path: Path) -> None:
             "required is 3 but there are only 2",
         ),
         (
-            "scopes:\n  - match: {tenant: T}\n    required: 1\n  - match: {channel: x}\n"
-            "    approvers: bob\n",
+            "scopes:\n  - match: {tenant: T}\n    required: 1\n  - match: {channel: x}\n    approvers: bob\n",
             5,
             "scopes[1]: approvers must be a list of strings",
         ),

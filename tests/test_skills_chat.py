@@ -64,9 +64,7 @@ async def test_history_without_a_reader_fails_clearly() -> None:
         await ChatHistory().run(ctx({}), {})
 
 
-async def test_library_playbooks_load_when_their_skills_exist_and_run(
-    db: Database, clock: Clock
-) -> None:
+async def test_library_playbooks_load_when_their_skills_exist_and_run(db: Database, clock: Clock) -> None:
     from tasks.skillbook import library_playbooks
 
     reader = Reader()

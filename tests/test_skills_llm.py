@@ -87,9 +87,7 @@ async def test_rate_limit_retries_no_sooner_than_retry_after(
     assert (await h.store.get_task(task_id)).state == "succeeded"  # type: ignore[union-attr]
 
 
-async def test_server_errors_use_up_the_steps_retry_budget(
-    db: Database, clock: Clock, fake_openai: FakeOpenAI
-) -> None:
+async def test_server_errors_use_up_the_steps_retry_budget(db: Database, clock: Clock, fake_openai: FakeOpenAI) -> None:
     for _ in range(4):
         fake_openai.fault(500)
     h = harness(db, clock, fake_openai)
@@ -106,9 +104,7 @@ def test_timeouts_and_connection_errors_are_retryable() -> None:
     request = httpx2.Request("POST", "http://127.0.0.1/v1/chat/completions")
     assert as_skill_error(openai.APITimeoutError(request=request)).retryable
     assert as_skill_error(openai.APIConnectionError(request=request)).retryable
-    bad = openai.BadRequestError(
-        "bad", response=httpx2.Response(400, request=request), body={"message": "bad"}
-    )
+    bad = openai.BadRequestError("bad", response=httpx2.Response(400, request=request), body={"message": "bad"})
     assert not as_skill_error(bad).retryable
 
 

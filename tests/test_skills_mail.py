@@ -69,10 +69,7 @@ async def test_email_is_sent_through_the_policys_smtp_server(smtp: tuple[Inbox, 
     got = await skill.run(ctx(), args)
     (mail,) = inbox.got
     assert mail["to"] == ["ann@example.com", "bo@example.com"] and mail["from"] == "bot@example.com"
-    assert (
-        mail["message"]["Subject"] == "Hi"
-        and mail["message"]["Message-ID"] == "<task-3-mail@cowork>"
-    )
+    assert mail["message"]["Subject"] == "Hi" and mail["message"]["Message-ID"] == "<task-3-mail@cowork>"
     assert mail["message"].get_payload().strip() == "Hello"
     assert got.effects == ("emailed ann@example.com, bo@example.com: Hi",)
 

@@ -136,9 +136,7 @@ async def test_webhook_goes_only_to_a_named_webhook_with_an_idempotency_key(site
     assert hook.args_schema["properties"]["webhook"]["enum"] == ["deploys"]
 
 
-async def test_webhook_waits_for_approval_then_calls_once(
-    db: Database, clock: Clock, site: Site
-) -> None:
+async def test_webhook_waits_for_approval_then_calls_once(db: Database, clock: Clock, site: Site) -> None:
     policy = Policy(webhooks={"deploys": f"{site.url}/hook"}, defaults=Rules(approvers=("bob",)))
     h = Harness(db, clock, policy=policy)
     steps = [{"key": "n", "skill": "webhook.call", "args": {"webhook": "deploys", "payload": {}}}]

@@ -50,9 +50,7 @@ def completion(
             "object": "chat.completion",
             "created": 1,
             "model": model,
-            "choices": [
-                {"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop"}
-            ],
+            "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop"}],
             "usage": {
                 "prompt_tokens": usage[0],
                 "completion_tokens": usage[1],
@@ -78,11 +76,7 @@ class FakeOpenAI:
         summary: str = "a plan",
         usage: tuple[int, int] = (100, 20),
     ) -> None:
-        self.script.append(
-            completion(
-                tool_calls=[("submit_plan", {"summary": summary, "steps": steps})], usage=usage
-            )
-        )
+        self.script.append(completion(tool_calls=[("submit_plan", {"summary": summary, "steps": steps})], usage=usage))
 
     def text(self, content: str, usage: tuple[int, int] = (50, 10)) -> None:
         self.script.append(completion(content=content, usage=usage))
@@ -90,9 +84,7 @@ class FakeOpenAI:
     def raw_tool_call(self, name: str, arguments: str) -> None:
         self.script.append(completion(tool_calls=[(name, arguments)]))
 
-    def fault(
-        self, status: int, *, code: str | None = None, retry_after: str | None = None
-    ) -> None:
+    def fault(self, status: int, *, code: str | None = None, retry_after: str | None = None) -> None:
         headers = {"Retry-After": retry_after} if retry_after is not None else {}
         error = {"message": f"fake error {status}", "type": code or "server_error", "code": code}
         self.script.append(Reply(status=status, body={"error": error}, headers=headers))
