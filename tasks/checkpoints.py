@@ -56,7 +56,7 @@ class Checkpoints:
             self.store.transition(tx, task_id, TaskState.PLANNING, actor=worker, now=now, fence=worker,
                                   values={"started_at": now}, card=False)  # fmt: skip
 
-        await self.db.run(q)
+        await self.db.run(q, task_id)
 
     async def save_plan(
         self, task_id: int, worker: str, plan: dict[str, Any], now: datetime, *, actor: str = "planner",
@@ -80,7 +80,7 @@ class Checkpoints:
             if tokens or cost:
                 self._spend(tx, row.platform, row.requester, now, cost, tokens)
 
-        await self.db.run(q)
+        await self.db.run(q, task_id)
 
     async def record_intent(self, task_id: int, key: str, worker: str, attempt: int, now: datetime) -> None:
         """Before an effect: the step is running, attempt N, from now."""
@@ -91,7 +91,7 @@ class Checkpoints:
                         started_at=now, error=None)  # fmt: skip
             tx.insert_later(EVENT, event_row(task_id, worker, "step.intent", now, step=key, attempt=attempt))
 
-        await self.db.run(q)
+        await self.db.run(q, task_id)
 
     async def checkpoint(
         self, task_id: int, key: str, worker: str, attempt: int, result: StepResult, now: datetime
@@ -119,7 +119,7 @@ class Checkpoints:
             tx.insert_later(EVENT, event_row(task_id, worker, "step.succeeded", now, **detail))
             card_update(tx, task_id, row.platform, row.conversation, now)
 
-        await self.db.run(q)
+        await self.db.run(q, task_id)
 
     def _outbox(self, tx: Tx, task_id: int, platform: str, kind: str, conversation: dict[str, Any],
                 payload: dict[str, Any], now: datetime, idem: str | None, card: str | None) -> None:  # fmt: skip
@@ -162,7 +162,7 @@ class Checkpoints:
             tx.insert_later(EVENT, event_row(task_id, worker, kind, now, step=key, attempt=attempt,
                                              error=error[:1000], **extra))  # fmt: skip
 
-        await self.db.run(q)
+        await self.db.run(q, task_id)
 
     async def set_steps(
         self, task_id: int, keys: Sequence[str], state: str, worker: str, now: datetime,
@@ -181,7 +181,7 @@ class Checkpoints:
                 tx.insert_later(EVENT, event_row(task_id, worker, f"step.{state}", now, step=k,
                                                  reason=reason or None))  # fmt: skip
 
-        await self.db.run(q)
+        await self.db.run(q, task_id)
 
     async def request_approval(
         self, task_id: int, key: str, worker: str, *, skill: str, args_hash: str,
@@ -211,11 +211,11 @@ class Checkpoints:
                 ))  # fmt: skip
             return int(approval_id)
 
-        return await self.db.run(q)
+        return await self.db.run(q, task_id)
 
     async def note(self, task_id: int, actor: str, kind: str, now: datetime, **detail: Any) -> None:
         """An audit event with no state change (an auto-approve rule fired, say)."""
-        await self.db.run(lambda tx: tx.insert_later(EVENT, event_row(task_id, actor, kind, now, **detail)))
+        await self.db.run(lambda tx: tx.insert_later(EVENT, event_row(task_id, actor, kind, now, **detail)), task_id)
 
     async def finish(
         self, task_id: int, worker: str, target: str, now: datetime, *, error: str | None = None,
@@ -248,7 +248,7 @@ class Checkpoints:
                     conversation=row.conversation, now=now, payload={"task_id": task_id},
                 ))  # fmt: skip
 
-        await self.db.run(q)
+        await self.db.run(q, task_id)
 
     async def spent_today(self, platform: str, person: str, now: datetime) -> float:
         def q(tx: Tx) -> float:

@@ -19,6 +19,7 @@ processes on one file queue on the lock instead of failing.
 from __future__ import annotations
 
 import asyncio
+import os
 import contextlib
 import logging
 import queue
@@ -104,31 +105,42 @@ _STOP = object()
 
 
 class Database:
-    def __init__(self, url: str = DEFAULT_URL):
+    """`lanes` database threads: one for SQLite (its single writer); for
+    PostgreSQL COWORK_DB_LANES (default 1: measured best with 2 workers on 2
+    cores; more lanes overlap round trips when the database is remote). A unit
+    given an `affinity` (a task id) always runs on the same lane, so two lanes
+    of one process never lock the same task row in opposite orders."""
+
+    def __init__(self, url: str = DEFAULT_URL, lanes: int | None = None):
         self.url = normalize_url(url)
         self.engine = make_engine(self.url)
         self.sqlite = self.url.startswith("sqlite")
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        n = 1 if self.sqlite else (lanes or int(os.environ.get("COWORK_DB_LANES", "1")))
+        self._queues: list[queue.SimpleQueue[Any]] = [queue.SimpleQueue() for _ in range(n)]
+        self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self.batches = 0
         self.units = 0
 
+    @property
+    def lanes(self) -> int:
+        return len(self._queues)
+
     # -- public API -------------------------------------------------------
 
-    async def run(self, fn: Callable[[Tx], T]) -> T:
-        """Run `fn` in a transaction on the database thread; committed on return."""
+    async def run(self, fn: Callable[[Tx], T], affinity: int = 0) -> T:
+        """Run `fn` in a transaction on a database thread; committed on return."""
         self._ensure_thread()
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Job(fn, loop, fut))
+        self._queues[affinity % len(self._queues)].put(_Job(fn, loop, fut))
         return await fut
 
     def run_sync(self, fn: Callable[[Tx], T]) -> T:
         """The same, for code outside the event loop (the CLI, tests, threads)."""
         self._ensure_thread()
         job = _Job(fn, None, None, threading.Event())
-        self._queue.put(job)
+        self._queues[0].put(job)
         assert job.done is not None
         job.done.wait()
         if job.error is not None:
@@ -137,35 +149,41 @@ class Database:
 
     def close(self) -> None:
         with self._lock:
-            if self._thread is not None:
-                self._queue.put(_STOP)
-                self._thread.join(timeout=10)
-                self._thread = None
+            for q in self._queues:
+                if self._threads:
+                    q.put(_STOP)
+            for t in self._threads:
+                t.join(timeout=10)
+            self._threads = []
         self.engine.dispose()
 
-    # -- the database thread ---------------------------------------------
+    # -- the database threads --------------------------------------------
 
     def _ensure_thread(self) -> None:
-        if self._thread is None:
+        if not self._threads:
             with self._lock:
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._loop, name="cowork-db", daemon=True)
-                    self._thread.start()
+                if not self._threads:
+                    self._threads = [
+                        threading.Thread(target=self._loop, args=(q,), name=f"cowork-db-{i}", daemon=True)
+                        for i, q in enumerate(self._queues)
+                    ]
+                    for t in self._threads:
+                        t.start()
 
-    def _loop(self) -> None:
+    def _loop(self, lane: queue.SimpleQueue[Any]) -> None:
         conn: Connection | None = None
         while True:
-            first = self._queue.get()
+            first = lane.get()
             if first is _STOP:
                 break
             jobs = [first]
             while len(jobs) < MAX_BATCH:
                 try:
-                    nxt = self._queue.get_nowait()
+                    nxt = lane.get_nowait()
                 except queue.Empty:
                     break
                 if nxt is _STOP:
-                    self._queue.put(_STOP)
+                    lane.put(_STOP)
                     break
                 jobs.append(nxt)
             try:

@@ -157,7 +157,7 @@ class Store:
     # -- reads ------------------------------------------------------------
 
     async def get_task(self, task_id: int) -> Task | None:
-        return await self.db.run(lambda tx: self._get_task(tx, task_id))
+        return await self.db.run(lambda tx: self._get_task(tx, task_id), task_id)
 
     @staticmethod
     def _get_task(tx: Tx, task_id: int) -> Task | None:
@@ -165,7 +165,7 @@ class Store:
         return _row(Task, row) if row else None
 
     async def view(self, task_id: int) -> TaskView:
-        return await self.db.run(lambda tx: self._view(tx, task_id))
+        return await self.db.run(lambda tx: self._view(tx, task_id), task_id)
 
     def view_sync(self, task_id: int) -> TaskView:
         return self.db.run_sync(lambda tx: self._view(tx, task_id))
@@ -249,20 +249,31 @@ class Store:
     async def renew(
         self, worker: str, ids: Sequence[int], lease_seconds: float, now: datetime | None = None
     ) -> set[int]:
-        """Extend the leases this worker holds; returns the ids it has lost."""
+        """Extend the leases this worker holds; returns the ids it has lost. One
+        update per database lane, so a renewal locks rows in one lane only."""
         t = now or utcnow()
+        lanes = self.db.lanes
+        groups: dict[int, list[int]] = {}
+        for i in ids:
+            groups.setdefault(i % lanes, []).append(i)
 
-        def q(tx: Tx) -> set[int]:
-            kept = tx.conn.execute(
-                update(TASK)
-                .where(TASK.c.id.in_(list(ids)), TASK.c.lease_holder == worker,
-                       TASK.c.state.in_([s.value for s in CLAIMABLE]))
-                .values(lease_expires_at=t + timedelta(seconds=lease_seconds))
-                .returning(TASK.c.id)
-            ).scalars().all()  # fmt: skip
-            return set(ids) - set(kept)
+        def q(group: list[int]) -> Any:
+            def unit(tx: Tx) -> set[int]:
+                kept = tx.conn.execute(
+                    update(TASK)
+                    .where(TASK.c.id.in_(group), TASK.c.lease_holder == worker,
+                           TASK.c.state.in_([s.value for s in CLAIMABLE]))
+                    .values(lease_expires_at=t + timedelta(seconds=lease_seconds))
+                    .returning(TASK.c.id)
+                ).scalars().all()  # fmt: skip
+                return set(group) - set(kept)
 
-        return await self.db.run(q) if ids else set()
+            return unit
+
+        lost: set[int] = set()
+        for lane, group in groups.items():
+            lost |= await self.db.run(q(group), lane)
+        return lost
 
     async def release(self, worker: str, task_id: int, run_after: datetime | None = None) -> None:
         def q(tx: Tx) -> None:
