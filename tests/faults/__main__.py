@@ -39,6 +39,20 @@ def cmd_crash(args: argparse.Namespace) -> dict[str, Any]:
                 drop_pg(args.postgres, url)
 
 
+def cmd_scaleout(args: argparse.Namespace) -> dict[str, Any]:
+    from tests.faults.scaleout import LoadPlan, run_load
+
+    plan = LoadPlan(tasks=args.tasks, webs=args.webs, workers=args.workers,
+                    concurrency=args.concurrency, within=args.within)  # fmt: skip
+    with tempfile.TemporaryDirectory() as d:
+        url, scratch = _database(args, Path(d))
+        try:
+            return asyncio.run(run_load(url, Path(d), plan))
+        finally:
+            if scratch:
+                drop_pg(args.postgres, url)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tests.faults")
     p.add_argument("--postgres", default=PG, help="admin URL; scratch databases are made beside it")
@@ -52,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--within", type=float, default=900.0)
     c.add_argument("--seed", type=int)
     c.set_defaults(func=cmd_crash)
+    s = sub.add_parser("scaleout", help="signed Slack events at web processes, tasks run by workers")
+    s.add_argument("--tasks", type=int, default=500)
+    s.add_argument("--webs", type=int, default=2)
+    s.add_argument("--workers", type=int, default=3)
+    s.add_argument("--concurrency", type=int, default=16)
+    s.add_argument("--within", type=float, default=300.0)
+    s.set_defaults(func=cmd_scaleout)
     return p
 
 

@@ -107,9 +107,7 @@ def _tasks(conn: Any, books: Books) -> None:
 
 def _events(conn: Any, books: Books) -> None:
     kinds = "('step.intent', 'step.succeeded', 'lease.taken_over', 'step.reconciled')"
-    for task_id, kind, detail in conn.execute(
-        text(f"SELECT task_id, kind, detail FROM event WHERE kind IN {kinds}")
-    ):
+    for task_id, kind, detail in conn.execute(text(f"SELECT task_id, kind, detail FROM event WHERE kind IN {kinds}")):
         d = _json(detail)
         key = (int(task_id), str(d.get("step", "")))
         if kind == "step.intent":

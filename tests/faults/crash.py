@@ -50,6 +50,7 @@ class CrashPlan:
     within: float = 300.0
     seed: int | None = None
     worker_tasks: int = 64  # COWORK_WORKER_TASKS: tasks one worker holds at once
+    hang: float = 0.2  # the webhook takes this long to answer: tasks are in flight for a while
 
 
 def write_setup(folder: Path, webhook_url: str, extra_policy: str = "") -> dict[str, str]:
@@ -112,6 +113,15 @@ class Progress:
             await asyncio.sleep(0.2)
         return time.monotonic() - t0
 
+    def _holders(self) -> list[int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(text("SELECT DISTINCT lease_holder FROM task WHERE lease_holder IS NOT NULL"))
+            return [int(str(h).rsplit(":", 1)[1]) for (h,) in rows]
+
+    async def holders(self) -> list[int]:
+        """Process ids of the workers holding a lease now."""
+        return await asyncio.to_thread(self._holders)
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -130,44 +140,72 @@ async def run_crash(url: str, folder: Path, plan: CrashPlan) -> dict[str, Any]:
             progress.close()
 
 
+class CrashRun:
+    """One scenario's moving parts: kill, restart, feed work, count."""
+
+    def __init__(self, fleet: Fleet, store: Store, progress: Progress, plan: CrashPlan):
+        self.fleet, self.store, self.progress, self.plan = fleet, store, progress, plan
+        self.rnd = random.Random(plan.seed)
+        self.fault = {"COWORK_FAULT": f"crash_after_effect:{plan.fault}"} if plan.fault else {}
+        self.names = [f"w{i}" for i in range(plan.workers)]
+        self.enqueued = 0
+        self.self_kills = 0
+        fleet.env["COWORK_WORKER_TASKS"] = str(plan.worker_tasks)
+
+    async def feed(self, n: int) -> None:
+        stop = min(self.plan.tasks, self.enqueued + n)
+        await enqueue(self.store, self.enqueued, stop)
+        self.enqueued = stop
+
+    async def kill_round(self) -> None:
+        """Kill a worker that holds a lease right now (mid-task), or any live one."""
+        await asyncio.sleep(self.rnd.uniform(*self.plan.kill_every))
+        dead = self.fleet.dead()
+        self.self_kills += len(dead)  # every worker was alive after the last round
+        alive = {self.fleet.procs[n].pid: n for n in self.names if n not in dead}
+        holding = [alive[pid] for pid in await self.progress.holders() if pid in alive]
+        if holding or alive:
+            self.fleet.kill(self.rnd.choice(holding or sorted(alive.values())))
+        self.restart(self.fault)
+
+    def restart(self, extra: dict[str, str]) -> None:
+        for n in self.fleet.dead():
+            if n in self.names:
+                self.fleet.worker(n, **extra)
+
+    async def run(self) -> float:
+        """Kill until the plan's kills are done; the seconds the last drain took."""
+        plan = self.plan
+        await self.feed(plan.tasks // 2)
+        for n in self.names:
+            self.fleet.worker(n, **self.fault)
+        t0 = time.monotonic()
+        await self.progress.until_started(60)
+        batch = max(1, (plan.tasks - self.enqueued) // max(1, plan.kills))
+        while self.fleet.kills < plan.kills and time.monotonic() - t0 < plan.within:
+            await self.feed(batch)  # work keeps arriving while workers die
+            await self.kill_round()
+        await self.feed(plan.tasks)
+        self.self_kills += len(self.fleet.dead())
+        if self.fault:  # one last kill of every worker still carrying the fault
+            for n in self.names:
+                self.fleet.kill(n)
+        self.restart({})
+        return await self.progress.until_done(max(10.0, plan.within - (time.monotonic() - t0)))
+
+
 async def _crash(fleet: Fleet, store: Store, progress: Progress, rec: Recorder, plan: CrashPlan,
                  url: str) -> dict[str, Any]:  # fmt: skip
-    rnd = random.Random(plan.seed)
-    fault = {"COWORK_FAULT": f"crash_after_effect:{plan.fault}"} if plan.fault else {}
-    fleet.env["COWORK_WORKER_TASKS"] = str(plan.worker_tasks)
-    names = [f"w{i}" for i in range(plan.workers)]
-    first = plan.tasks // 2
-    await enqueue(store, 0, first)
-    for n in names:
-        fleet.worker(n, **fault)
     t0 = time.monotonic()
-    await progress.until_started(60)
-    self_kills, enqueued = 0, first
-    while fleet.kills < plan.kills and time.monotonic() - t0 < plan.within:
-        await asyncio.sleep(rnd.uniform(*plan.kill_every))
-        dead = fleet.dead()
-        self_kills += len(dead)  # every worker was alive after the last round
-        alive = [n for n in names if n not in dead]
-        if alive:
-            fleet.kill(rnd.choice(alive))
-        _restart(fleet, names, fault)
-        if enqueued < plan.tasks:  # work keeps arriving while workers die
-            step = max(1, (plan.tasks - first) // max(1, plan.kills // 2))
-            await enqueue(store, enqueued, min(plan.tasks, enqueued + step))
-            enqueued = min(plan.tasks, enqueued + step)
-    await enqueue(store, enqueued, plan.tasks)
-    self_kills += len(fleet.dead())
-    if fault:  # one last kill of every worker still carrying the fault; restart them clean
-        for n in names:
-            fleet.kill(n)
-    _restart(fleet, names, {})
-    drain = await progress.until_done(max(10.0, plan.within - (time.monotonic() - t0)))
+    rec.hang_seconds = plan.hang
+    run = CrashRun(fleet, store, progress, plan)
+    drain = await run.run()
     books = read_books(url, plan.tasks)
     return {
         **books.counts(),
         "workers": plan.workers,
         "sigkills": fleet.kills,
-        "self_kills_after_effect": self_kills,
+        "self_kills_after_effect": run.self_kills,
         "worker_starts": fleet.starts,
         "webhook_calls": sum(rec.hits.values()),
         "webhook_called_twice": len(rec.twice()),
@@ -175,11 +213,3 @@ async def _crash(fleet: Fleet, store: Store, progress: Progress, rec: Recorder, 
         "drain_seconds_after_last_kill": round(drain, 1),
         "problems": books.problems(rec.hits),
     }
-
-
-def _restart(fleet: Fleet, names: list[str], extra: dict[str, str]) -> int:
-    """Start again every worker that is dead; how many were."""
-    dead = [n for n in fleet.dead() if n in names]
-    for n in dead:
-        fleet.worker(n, **extra)
-    return len(dead)
