@@ -22,7 +22,7 @@ async def _database(settings: Settings) -> Check:
         await db.run(lambda tx: tx.conn.execute(text("SELECT 1")))
         rev = await asyncio.to_thread(schema.current, settings.database_url)
     except Exception as e:
-        return "database", False, f"cannot connect: {str(e).splitlines()[0][:200]}"
+        return "database", False, f"cannot connect: {_first_line(e)}"
     finally:
         db.close()
     if rev is None:
@@ -47,21 +47,44 @@ async def _slack(settings: Settings) -> Check:
         return "slack", True, "not configured (set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET to enable)"
     if not (settings.slack_signing_secret or settings.slack_app_token):
         return "slack", False, "SLACK_BOT_TOKEN is set but neither SLACK_SIGNING_SECRET nor SLACK_APP_TOKEN"
+    from slack_sdk.errors import SlackApiError
     from slack_sdk.web.async_client import AsyncWebClient
 
-    client = AsyncWebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url)
+    client = AsyncWebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url,
+                            timeout=10)  # fmt: skip
     try:
         resp = await client.auth_test()
+    except SlackApiError as e:
+        return "slack", False, slack_refusal(str(e.response.get("error") or e.response.status_code))
     except Exception as e:
-        return "slack", False, f"auth.test failed: {str(e)[:200]}"
-    return "slack", True, f"token works: bot {resp.get('user')} in workspace {resp.get('team')}"
+        return "slack", False, f"cannot reach Slack at {settings.slack_api_url}: {_first_line(e)}"
+    team = resp.get("team") or resp.get("team_id")
+    return "slack", True, f"token works: bot {resp.get('user')} in workspace {team}"
+
+
+def slack_refusal(error: str) -> str:
+    """Pure: what Slack's auth.test error code means for the operator."""
+    if error in ("invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"):
+        return f"Slack refused SLACK_BOT_TOKEN ({error}): copy the Bot User OAuth Token (xoxb-…) again"
+    if error == "ratelimited" or error == "429":
+        return "Slack is rate limiting auth.test: try again in a minute"
+    return f"Slack answered auth.test with an error: {error}"
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    return text.splitlines()[0][:200]
 
 
 async def _teams(settings: Settings) -> Check:
     if not settings.microsoft_app_id:
         return "teams", True, "not configured (set MicrosoftAppId and MicrosoftAppPassword to enable)"
     if settings.microsoft_app_type not in ("MultiTenant", "SingleTenant", "UserAssignedMSI"):
-        return "teams", False, f"MicrosoftAppType {settings.microsoft_app_type!r} is not MultiTenant, SingleTenant or UserAssignedMSI"
+        return (
+            "teams",
+            False,
+            f"MicrosoftAppType {settings.microsoft_app_type!r} is not MultiTenant, SingleTenant or UserAssignedMSI",
+        )
     if settings.microsoft_app_type != "UserAssignedMSI" and not settings.microsoft_app_password:
         return "teams", False, "MicrosoftAppId is set but MicrosoftAppPassword is missing"
     if settings.microsoft_app_type != "MultiTenant" and not settings.microsoft_app_tenant_id:
@@ -79,7 +102,8 @@ async def _llm(settings: Settings) -> Check:
     try:
         models = [m.id async for m in client.models.list()]
     except Exception as e:
-        return "llm", False, f"cannot reach the LLM endpoint: {str(e)[:200]}"
+        where = settings.openai_base_url or "api.openai.com"
+        return "llm", False, f"cannot list models at {where}: {_first_line(e)}"
     finally:
         await client.close()
     if models and settings.cowork_model not in models:

@@ -1,62 +1,52 @@
-"""The `cowork` command explains itself and manages tasks from the shell."""
+"""`cowork tasks export` and `cowork tasks list/show` as an operator runs them:
+a real process on a database with a finished task."""
 
 from __future__ import annotations
 
-import os
+import json
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-COMMANDS = [
-    [],
-    ["serve"],
-    ["worker"],
-    ["tasks"],
-    ["tasks", "show"],
-    ["db", "upgrade"],
-    ["doctor"],
-    ["bench"],
-    ["teams-package"],
-]
+from tasks.db import Database
+from tasks.store import Store
+from tests.faults.crash import enqueue, write_setup
+from tests.faults.fleet import base_env
 
 
-def cowork(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bot.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=60)  # fmt: skip
+def cowork(env: dict[str, str], *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bot.cli", *args], env=env, capture_output=True,
+                          text=True, timeout=60, cwd=cwd)  # fmt: skip
 
 
-@pytest.mark.parametrize("words", COMMANDS, ids=lambda w: " ".join(w) or "cowork")
-def test_every_command_has_help(words: list[str], tmp_path: Path) -> None:
-    out = cowork(*words, "--help", cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
-    assert "usage: cowork" in out.stdout and len(out.stdout) > 100
+async def test_tasks_export_writes_the_audit_trail_as_json_lines(sqlite_url: str, tmp_path: Path) -> None:
+    db = Database(sqlite_url)
+    await enqueue(Store(db), 0, 2, tag="cli")
+    db.close()
+    env = base_env(DATABASE_URL=sqlite_url, COWORK_LOG_JSON="0", **write_setup(tmp_path, "http://127.0.0.1:9/hook"))
+    burst = cowork(env, "worker", "--burst", cwd=tmp_path)
+    assert burst.returncode == 0 and json.loads(burst.stdout.splitlines()[-1])["turns"] >= 2, burst.stderr
+    everything = cowork(env, "tasks", "export", cwd=tmp_path)
+    assert everything.returncode == 0, everything.stderr
+    events = [json.loads(line) for line in everything.stdout.splitlines()]
+    assert {"id", "task_id", "at", "actor", "kind", "detail"} <= set(events[0])
+    assert [e["id"] for e in events] == sorted(e["id"] for e in events)
+    assert {e["task_id"] for e in events} == {1, 2}
+    assert f"exported {len(events)} events" in everything.stderr
+    one = cowork(env, "tasks", "export", "--task", "2", "-o", str(tmp_path / "t2.jsonl"), cwd=tmp_path)
+    lines = (tmp_path / "t2.jsonl").read_text().splitlines()
+    assert one.returncode == 0 and lines and {json.loads(x)["task_id"] for x in lines} == {2}
+    kinds = [json.loads(x)["kind"] for x in lines]
+    assert kinds[0] == "task.created" and "step.retry" in kinds  # nothing listens on port 9
 
 
-def test_help_lists_the_configuration(tmp_path: Path) -> None:
-    out = cowork("--help", cwd=tmp_path).stdout
-    for name in ("DATABASE_URL", "SLACK_SIGNING_SECRET", "MicrosoftAppId", "OPENAI_BASE_URL", "COWORK_POLICY"):
-        assert name in out
-
-
-def test_db_upgrade_then_tasks_list_and_show(tmp_path: Path) -> None:
-    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}"}
-    up = cowork("db", "upgrade", cwd=tmp_path, env=env)
-    assert up.returncode == 0 and "revision" in up.stdout, up.stderr
-    assert cowork("tasks", "list", cwd=tmp_path, env=env).stdout.strip() == "no tasks"
-    missing = cowork("tasks", "show", "7", cwd=tmp_path, env=env)
-    assert missing.returncode == 1 and "no task 7" in missing.stderr
-
-
-def test_bad_policy_is_refused_at_start_with_line(tmp_path: Path) -> None:
-    bad = tmp_path / "policy.yaml"
-    bad.write_text("defaults:\n  approval_effects: [write]\n  required: zero\n")
-    out = cowork(
-        "worker",
-        "--burst",
-        cwd=tmp_path,
-        env={"COWORK_POLICY": str(bad), "DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}"},
-    )
-    assert out.returncode == 2
-    assert "line 3" in out.stderr and "required" in out.stderr
+async def test_tasks_list_and_show_tell_a_person_what_happened(sqlite_url: str, tmp_path: Path) -> None:
+    db = Database(sqlite_url)
+    await enqueue(Store(db), 0, 1, tag="cli")
+    db.close()
+    env = base_env(DATABASE_URL=sqlite_url, COWORK_LOG_JSON="0", **write_setup(tmp_path, "http://127.0.0.1:9/hook"))
+    assert cowork(env, "worker", "--burst", cwd=tmp_path).returncode == 0
+    listing = cowork(env, "tasks", "list", cwd=tmp_path)
+    assert listing.returncode == 0 and "run crashtest" in listing.stdout
+    missing = cowork(env, "tasks", "show", "99", cwd=tmp_path)
+    assert missing.returncode == 1 and "99" in missing.stderr

@@ -1,0 +1,136 @@
+"""`cowork doctor` against fakes on loopback: a fake Slack auth.test, a fake
+OpenAI /v1/models, good and bad policy files, good, empty and unreachable
+databases. Its verdicts are plain words an operator can act on."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from bot.config import Settings
+from bot.doctor import run_doctor
+from tests.fakes.slack_api import FakeSlack, fake_slack
+from tests.faults.fleet import base_env, free_port
+
+
+@pytest.fixture
+async def models() -> AsyncIterator[str]:
+    """An OpenAI-compatible server that serves two models and nothing else."""
+
+    async def listing(request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != "Bearer sk-doctor-test-key":
+            return web.json_response({"error": {"message": "bad key", "type": "auth"}}, status=401)
+        data = [{"id": m, "object": "model", "created": 0, "owned_by": "x"} for m in ("gpt-4o-mini", "small")]
+        return web.json_response({"object": "list", "data": data})
+
+    app = web.Application()
+    app.router.add_get("/v1/models", listing)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield f"http://127.0.0.1:{port}/v1"
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    async with fake_slack() as fake:
+        yield fake
+
+
+async def doctor(capsys: pytest.CaptureFixture[str], **env: str) -> tuple[int, dict[str, str]]:
+    code = await run_doctor(Settings(**env))  # type: ignore[arg-type]
+    lines = capsys.readouterr().out.splitlines()
+    verdicts = {line.split()[1]: line for line in lines if line.startswith(("ok ", "BAD"))}
+    assert lines[-1] == (
+        "all good" if code == 0 else f"{sum(v.startswith('BAD') for v in verdicts.values())} problem(s) found"
+    )
+    return code, verdicts
+
+
+async def test_a_working_setup_is_all_good(
+    sqlite_url: str, slack: FakeSlack, models: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, v = await doctor(
+        capsys, DATABASE_URL=sqlite_url, SLACK_BOT_TOKEN="xoxb-doctor", SLACK_SIGNING_SECRET="s",
+        SLACK_API_URL=slack.base_url, OPENAI_API_KEY="sk-doctor-test-key", OPENAI_BASE_URL=models,
+    )  # fmt: skip
+    assert code == 0
+    assert "reachable, schema revision" in v["database"]
+    assert v["slack"].endswith("token works: bot cowork in workspace T1")
+    assert v["llm"].endswith("endpoint answers; model gpt-4o-mini")
+    assert [c.token for c in slack.called("auth.test")] == ["xoxb-doctor"]
+
+
+async def test_a_refused_slack_token_is_named_with_what_to_do(
+    sqlite_url: str, slack: FakeSlack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    slack.fail("auth.test", "invalid_auth")
+    code, v = await doctor(capsys, DATABASE_URL=sqlite_url, SLACK_BOT_TOKEN="xoxb-revoked",
+                           SLACK_SIGNING_SECRET="s", SLACK_API_URL=slack.base_url)  # fmt: skip
+    assert code == 1
+    assert v["slack"].startswith("BAD") and "Slack refused SLACK_BOT_TOKEN (invalid_auth)" in v["slack"]
+    assert "xoxb-revoked" not in v["slack"]
+
+
+async def test_an_unreachable_slack_and_a_token_without_a_secret_are_problems(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gone = f"http://127.0.0.1:{free_port()}/api/"
+    _, v = await doctor(capsys, DATABASE_URL=sqlite_url, SLACK_BOT_TOKEN="xoxb-x", SLACK_SIGNING_SECRET="s",
+                        SLACK_API_URL=gone)  # fmt: skip
+    assert v["slack"].startswith("BAD") and f"cannot reach Slack at {gone}" in v["slack"]
+    _, v = await doctor(capsys, DATABASE_URL=sqlite_url, SLACK_BOT_TOKEN="xoxb-x")
+    assert "neither SLACK_SIGNING_SECRET nor SLACK_APP_TOKEN" in v["slack"]
+
+
+async def test_a_model_the_server_does_not_serve_is_named_with_what_it_has(
+    sqlite_url: str, models: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, v = await doctor(capsys, DATABASE_URL=sqlite_url, OPENAI_API_KEY="sk-doctor-test-key",
+                           OPENAI_BASE_URL=models, COWORK_MODEL="gpt-9")  # fmt: skip
+    assert code == 1
+    assert "model 'gpt-9' is not served there (has: gpt-4o-mini, small)" in v["llm"]
+    _, v = await doctor(capsys, DATABASE_URL=sqlite_url, OPENAI_API_KEY="sk-wrong-key-123456",
+                        OPENAI_BASE_URL=models)  # fmt: skip
+    assert v["llm"].startswith("BAD") and f"cannot list models at {models}" in v["llm"]
+    assert "sk-wrong-key-123456" not in v["llm"]
+
+
+async def test_a_bad_policy_file_is_named_with_its_line(
+    sqlite_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("defaults:\n  approval_effects: [write]\n  required: 0\n")
+    code, v = await doctor(capsys, DATABASE_URL=sqlite_url, COWORK_POLICY=str(policy))
+    assert code == 1
+    assert v["policy"].startswith("BAD") and f"{policy}: line 3:" in v["policy"] and "required" in v["policy"]
+
+
+async def test_an_empty_or_unreachable_database_says_what_to_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, v = await doctor(capsys, DATABASE_URL=f"sqlite:///{tmp_path / 'new.db'}")
+    assert v["database"].startswith("BAD") and "run `cowork db upgrade`" in v["database"]
+    nowhere = f"postgresql://postgres@127.0.0.1:{free_port()}/x"
+    _, v = await doctor(capsys, DATABASE_URL=nowhere)
+    assert v["database"].startswith("BAD") and "cannot connect" in v["database"]
+
+
+def test_cowork_doctor_exits_nonzero_on_a_problem_and_zero_when_all_is_well(sqlite_url: str, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("nonsense: 1\n")
+    run = [sys.executable, "-m", "bot.cli", "doctor"]
+    env = base_env(DATABASE_URL=sqlite_url, COWORK_LOG_JSON="0")
+    ok = subprocess.run(run, env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert ok.returncode == 0 and ok.stdout.strip().endswith("all good"), ok.stdout + ok.stderr
+    broken = subprocess.run(run, env={**env, "COWORK_POLICY": str(bad)}, capture_output=True, text=True,
+                            timeout=60, cwd=tmp_path)  # fmt: skip
+    assert broken.returncode == 1 and "unknown top-level key 'nonsense'" in broken.stdout
