@@ -74,8 +74,7 @@ def _serve(url: str, port: int, ready: threading.Event, stop: threading.Event, o
         await web.TCPSite(runner, "127.0.0.1", port).start()
         out.append(Served(port, url, [r for r in routes if r[1] not in STREAMS]))
         ready.set()
-        while not stop.is_set():
-            await asyncio.sleep(0.05)
+        await asyncio.to_thread(stop.wait)
         await runner.cleanup()
         runtime.close()
 
