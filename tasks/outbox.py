@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -49,51 +49,26 @@ class Outboxes:
         return await self.db.run(lambda tx: self._claim(tx, now, limit, hold_seconds))
 
     def _claim(self, tx: Tx, now: datetime, limit: int, hold: float) -> list[Claimed]:
-        busy = {
-            k for (k,) in tx.conn.execute(
-                select(OUTBOX.c.card_key).where(OUTBOX.c.state == "sending",
-                                                OUTBOX.c.next_attempt_at > now,
-                                                OUTBOX.c.card_key.is_not(None))
-            )
-        }  # fmt: skip
         due = tx.conn.execute(
             select(OUTBOX)
             .where(OUTBOX.c.state.in_(["pending", "sending"]), OUTBOX.c.next_attempt_at <= now)
-            .order_by(OUTBOX.c.id)
+            # Oldest due first: a row that failed and waits for its retry goes behind
+            # rows that have not been tried yet, so a throttled card cannot starve posts.
+            .order_by(OUTBOX.c.next_attempt_at, OUTBOX.c.id)
             .limit(limit * 4)
             .with_for_update(skip_locked=True)
         ).all()
-        newest: dict[str, Any] = {}
-        for r in due:
-            if r.card_key:
-                newest[r.card_key] = r
-        chosen, superseded, seen = [], [], set()
-        for r in due:
-            key = r.card_key
-            if key and (key in busy or key in seen):
-                if key not in busy and newest[key].id != r.id:
-                    superseded.append(r.id)
-                continue
-            if key:
-                # The latest state of the card, in the place of its first pending update,
-                # so a card is never posted after messages that were queued later.
-                seen.add(key)
-                if newest[key].id != r.id:
-                    superseded.append(r.id)
-                r = newest[key]
-            chosen.append(r)
-            if len(chosen) >= limit:
-                break
-        if superseded:
-            tx.conn.execute(update(OUTBOX).where(OUTBOX.c.id.in_(superseded)).values(state="superseded"))
-        if not chosen:
+        picked = self._coalesce(tx, due, now, limit)
+        if not picked:
             return []
-        ids = [r.id for r in chosen]
-        tx.conn.execute(
-            update(OUTBOX).where(OUTBOX.c.id.in_(ids)).values(
+        # Mark them sending, unless another process claimed one meanwhile.
+        claimable = or_(OUTBOX.c.state == "pending", OUTBOX.c.next_attempt_at <= now)
+        got = set(tx.conn.execute(
+            update(OUTBOX).where(OUTBOX.c.id.in_([r.id for r in picked]), claimable).values(
                 state="sending", attempts=OUTBOX.c.attempts + 1,
-                next_attempt_at=now + timedelta(seconds=hold))
-        )  # fmt: skip
+                next_attempt_at=now + timedelta(seconds=hold)).returning(OUTBOX.c.id)
+        ).scalars())  # fmt: skip
+        chosen = [r for r in picked if r.id in got]
         keys = [r.card_key for r in chosen if r.card_key]
         cards = {
             c.card_key: c.message
@@ -105,6 +80,40 @@ class Outboxes:
             row.attempts += 1
             out.append(Claimed(row, cards.get(r.card_key) if r.card_key else None))
         return out
+
+    def _coalesce(self, tx: Tx, due: list[Any], now: datetime, limit: int) -> list[Any]:
+        """One row per card: the card's newest pending row (its latest state), sent in
+        the place of the card's first due update so it never goes out after messages
+        queued later; every other pending row of the card is superseded. A card whose
+        newest row waits for a retry, or is being sent right now, is left alone."""
+        keys = {r.card_key for r in due if r.card_key}
+        rows = tx.conn.execute(
+            select(OUTBOX).where(OUTBOX.c.card_key.in_(keys), OUTBOX.c.state.in_(["pending", "sending"]))
+        ).all() if keys else []  # fmt: skip
+        newest: dict[str, Any] = {}
+        busy: set[str] = set()
+        for r in rows:
+            if r.state == "sending" and r.next_attempt_at > now:
+                busy.add(r.card_key)
+            elif r.card_key not in newest or r.id > newest[r.card_key].id:
+                newest[r.card_key] = r
+        picked, seen = [], set()
+        for r in due:
+            key = r.card_key
+            if key and (key in busy or key in seen or newest[key].next_attempt_at > now):
+                continue
+            if key:
+                seen.add(key)
+                r = newest[key]
+            picked.append(r)
+            if len(picked) >= limit:
+                break
+        stale = [r.id for r in rows if r.card_key in seen and r.id != newest[r.card_key].id and r.state == "pending"]
+        if stale:
+            tx.conn.execute(
+                update(OUTBOX).where(OUTBOX.c.id.in_(stale), OUTBOX.c.state == "pending").values(state="superseded")
+            )
+        return picked
 
     async def sent(self, outbox_id: int, message: dict[str, Any] | None, now: datetime) -> None:
         def q(tx: Tx) -> None:

@@ -51,12 +51,6 @@ async def rt(sqlite_url: str, clock: Clock, tmp_path: Path) -> AsyncIterator[Run
     runtime.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Outboxes._claim coalesces card rows only inside its limit*4 window, so "
-    "rate-limited card refreshes (due again every round, lowest ids) fill the window and "
-    "effect messages behind them starve; see the fault report in docs/deployment.md",
-)
 async def test_messages_are_delivered_while_card_refreshes_are_rate_limited(rt: Runtime, clock: Clock) -> None:
     for i in range(30):
         conv = ConversationRef("console", "t1", f"c{i}", thread=f"root{i}")
