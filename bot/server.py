@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import text
 
+from bot.observability import observe
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ def _mount(app: web.Application, runtime: Runtime, module: str, func: str) -> An
 def make_app(runtime: Runtime, *, console: bool | None = None) -> web.Application:
     app = web.Application(middlewares=[errors], client_max_size=MAX_BODY)
     app[RUNTIME] = runtime
+    observe(app)
     app.router.add_get("/healthz", healthz)
     _mount(app, runtime, "bot.metrics", "mount_metrics")
     settings = runtime.settings

@@ -10,6 +10,7 @@ the latest state always wins and the final state is never dropped).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -81,7 +82,7 @@ class Outboxes:
             out.append(Claimed(row, cards.get(r.card_key) if r.card_key else None))
         return out
 
-    def _coalesce(self, tx: Tx, due: list[Any], now: datetime, limit: int) -> list[Any]:
+    def _coalesce(self, tx: Tx, due: Sequence[Any], now: datetime, limit: int) -> list[Any]:
         """One row per card: the card's newest pending row (its latest state), sent in
         the place of the card's first due update so it never goes out after messages
         queued later; every other pending row of the card is superseded. A card whose

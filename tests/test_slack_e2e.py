@@ -199,3 +199,31 @@ async def test_slash_command_status_replies_in_the_channel(bot: Bot) -> None:
     await bot.settle()
     top_level = [m for m in bot.slack.messages["C1"] if "thread_ts" not in m]
     assert [m["text"].split(" · ")[0] for m in top_level] == ["Task #1: run announce"]
+
+
+async def test_events_are_taken_while_slacks_web_api_is_unreachable(sqlite_url: str, clock: Clock) -> None:
+    settings = Settings(
+        DATABASE_URL=sqlite_url,
+        SLACK_BOT_TOKEN="xoxb-e2e",
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_URL="http://127.0.0.1:9/api/",
+    )  # nothing listens on the discard port
+    runtime = Runtime(settings, clock=clock)
+    runner = web.AppRunner(make_app(runtime))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with aiohttp.ClientSession() as http:
+            bot = Bot(f"http://127.0.0.1:{port}/slack/events", http, runtime, None)  # type: ignore[arg-type]
+            assert await bot.mention("run noop", event_id="EvDown") == 200
+        (task,) = await runtime.store.list_tasks()
+        assert task.dedupe_key == "EvDown"
+        await runtime.engine.drain()
+        await runtime.delivery.drain()  # Slack is still down: the card waits in the outbox
+        rows = await runtime.outboxes.rows(task.id)
+        assert rows and all(r.state in ("pending", "superseded") for r in rows)
+    finally:
+        await runner.cleanup()
+        runtime.close()

@@ -95,6 +95,28 @@ def _home_user(body: Mapping[str, Any]) -> str | None:
     return str(user) if view.get("type") == "home" and user else None
 
 
+def cached_authorize(client: Any) -> Authorize:
+    """Bolt's single-workspace authorize, without failing requests while Slack's
+    Web API is unreachable: auth.test is asked until it answers once, and until
+    then requests go on with the configured token (the bot's own and other
+    bots' messages are still ignored by `to_inbound`). A function, not an
+    object: bolt passes arguments by the names in its signature."""
+    cache: list[AuthorizeResult] = []
+
+    async def authorize(enterprise_id: str | None = None, team_id: str | None = None) -> AuthorizeResult:
+        token = str(client.token or "")
+        if not cache:
+            try:
+                resp = await client.auth_test(token=token)
+            except Exception as e:
+                log.warning("slack auth.test failed (%s); going on with the configured token", e)
+                return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=token)
+            cache.append(AuthorizeResult.from_auth_test_response(auth_test_response=resp, bot_token=token))
+        return cache[0]
+
+    return authorize
+
+
 def build_app(
     adapter: SlackAdapter,
     *,
@@ -108,7 +130,7 @@ def build_app(
     app = AsyncApp(
         client=adapter.client,
         signing_secret=signing_secret,
-        authorize=authorize,
+        authorize=authorize or cached_authorize(adapter.client),
         process_before_response=True,
         name="cowork",
     )

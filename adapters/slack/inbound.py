@@ -28,6 +28,9 @@ def _dict(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+_LEADING_MENTION = re.compile(r"^\s*<@[A-Z0-9]+(?:\|[^>]*)?>")
+
+
 def plain_text(text: str, bot_user_id: str = "") -> str:
     """Message text as the person typed it: the bot's own mention removed, channel
     references as channel ids, links as their URL, Slack's escapes undone."""
@@ -64,12 +67,17 @@ def to_inbound(body: Mapping[str, Any], bot_user_id: str = "") -> Inbound | None
         return None
     team = _str(body.get("team_id")) or _str(event.get("team"))
     thread = _str(event.get("thread_ts")) or ts
+    text = _str(event.get("text"))
+    if kind == "mention" and not bot_user_id:
+        # The bot's id is not known yet (Slack's Web API was unreachable): an
+        # app_mention's leading mention is the bot's own.
+        text = _LEADING_MENTION.sub("", text, count=1)
     return Inbound(
         platform=PLATFORM,
         tenant=team,
         event_id=_str(body.get("event_id")) or f"{channel}:{ts}",
         user=user,
-        text=plain_text(_str(event.get("text")), bot_user_id),
+        text=plain_text(text, bot_user_id),
         conversation=ConversationRef(PLATFORM, team, channel, thread),
         direct=kind == "dm",
     )
