@@ -19,9 +19,9 @@ processes on one file queue on the lock instead of failing.
 from __future__ import annotations
 
 import asyncio
-import os
 import contextlib
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable
