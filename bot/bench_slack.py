@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -26,6 +25,8 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.loadgen import steady_load
 
 SECRET = "bench-secret"
 TEAM, BOT_USER = "TBENCH", "UBOT"
@@ -139,30 +140,11 @@ async def _one(http: aiohttp.ClientSession, url: str, body: str, out: list[float
 
 async def load(url: str, rate: float, seconds: float, tag: str) -> dict[str, Any]:
     bodies = _events(int(rate * seconds), tag)
-    latencies: list[float] = []
-    errors: list[int] = []
-    conn = aiohttp.TCPConnector(limit=256)
-    async with aiohttp.ClientSession(connector=conn) as http:
-        for body in bodies[:20]:  # warm up connections and code paths
-            await _one(http, url, body.replace('"Ev', '"Warm'), [], [])
-        t0 = time.perf_counter()
-        pending = []
-        for i, body in enumerate(bodies):
-            delay = t0 + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            pending.append(asyncio.create_task(_one(http, url, body, latencies, errors)))
-        await asyncio.gather(*pending)
-        took = time.perf_counter() - t0
-    q = statistics.quantiles(latencies, n=100)
-    return {
-        "requests": len(latencies),
-        "errors": len(errors),
-        "achieved_rate": round(len(bodies) / took, 1),
-        "p50_ms": round(q[49], 2),
-        "p99_ms": round(q[98], 2),
-        "max_ms": round(max(latencies), 2),
-    }
+
+    async def send(http: aiohttp.ClientSession, body: Any, latencies: list[float], errors: list[int]) -> None:
+        await _one(http, url, body, latencies, errors)
+
+    return await steady_load(send, bodies, [b.replace('"Ev', '"Warm') for b in bodies[:20]], rate)
 
 
 async def measure(kind: str, rate: float, seconds: float, database_url: str, switch_interval: float) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -21,6 +20,8 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+
+from bot.loadgen import steady_load
 
 TARGET_P99_MS = 100.0
 BOT_ID = "28:bench-bot"
@@ -96,29 +97,11 @@ async def _one(
 
 async def load(url: str, rate: float, seconds: float, tag: str) -> dict[str, Any]:
     bodies = [activity(i, tag) for i in range(int(rate * seconds))]
-    latencies: list[float] = []
-    errors: list[int] = []
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as http:
-        for i in range(20):  # warm up connections and code paths
-            await _one(http, url, activity(i, f"warm{tag}"), [], [])
-        t0 = time.perf_counter()
-        pending = []
-        for i, body in enumerate(bodies):
-            delay = t0 + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            pending.append(asyncio.create_task(_one(http, url, body, latencies, errors)))
-        await asyncio.gather(*pending)
-        took = time.perf_counter() - t0
-    q = statistics.quantiles(latencies, n=100)
-    return {
-        "requests": len(latencies),
-        "errors": len(errors),
-        "achieved_rate": round(len(bodies) / took, 1),
-        "p50_ms": round(q[49], 2),
-        "p99_ms": round(q[98], 2),
-        "max_ms": round(max(latencies), 2),
-    }
+
+    async def send(http: aiohttp.ClientSession, body: Any, latencies: list[float], errors: list[int]) -> None:
+        await _one(http, url, body, latencies, errors)
+
+    return await steady_load(send, bodies, [activity(i, f"warm{tag}") for i in range(20)], rate)
 
 
 async def measure(kind: str, rate: float, seconds: float, database_url: str) -> dict[str, Any]:
