@@ -11,22 +11,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.chat import Card, ConversationRef, DeliveryError, MessageRef
 from adapters.slack.client import SlackAdapter
+from tests.fakes.moved_time import MovedTime
 from tests.fakes.slack_api import FakeSlack, fake_slack
 
 CONV = ConversationRef("slack", "T1", "C1", "1699999999.000100")
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture
@@ -36,12 +24,12 @@ async def slack() -> AsyncIterator[FakeSlack]:
 
 
 @pytest.fixture
-def clock() -> FakeTime:  # type: ignore[override]
-    return FakeTime()
+def clock() -> MovedTime:  # type: ignore[override]
+    return MovedTime(1000.0)
 
 
 @pytest.fixture
-def adapter(slack: FakeSlack, clock: FakeTime) -> SlackAdapter:
+def adapter(slack: FakeSlack, clock: MovedTime) -> SlackAdapter:
     client = AsyncWebClient(token="xoxb-test", base_url=slack.base_url, retry_handlers=[])
     return SlackAdapter(client, clock=clock, sleep=clock.sleep)
 
@@ -115,20 +103,20 @@ async def test_a_server_error_is_retryable(adapter: SlackAdapter, slack: FakeSla
     assert not e.value.permanent and e.value.retry_after is None
 
 
-async def test_a_refused_connection_is_retryable(clock: FakeTime) -> None:
+async def test_a_refused_connection_is_retryable(clock: MovedTime) -> None:
     client = AsyncWebClient(token="x", base_url="http://127.0.0.1:9/api/", retry_handlers=[])
     with pytest.raises(DeliveryError) as e:
         await SlackAdapter(client, clock=clock, sleep=clock.sleep).post(CONV, Card(title="t"), key="k")
     assert not e.value.permanent
 
 
-async def test_posts_to_one_channel_keep_to_about_one_a_second(adapter: SlackAdapter, clock: FakeTime) -> None:
+async def test_posts_to_one_channel_keep_to_about_one_a_second(adapter: SlackAdapter, clock: MovedTime) -> None:
     for i in range(6):
         await adapter.post(CONV, Card(title=str(i)), key=str(i))
     assert clock.slept == [1.0, 1.0, 1.0]  # a burst of three, then one a second
 
 
-async def test_a_long_local_wait_is_handed_back_as_retry_after(adapter: SlackAdapter, clock: FakeTime) -> None:
+async def test_a_long_local_wait_is_handed_back_as_retry_after(adapter: SlackAdapter, clock: MovedTime) -> None:
     ref = await adapter.post(CONV, Card(title="t"), key="k")
     adapter.max_wait = 0.5
     for _ in range(10):

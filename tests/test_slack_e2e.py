@@ -24,6 +24,7 @@ from bot.config import Settings
 from bot.runtime import Runtime
 from bot.server import make_app
 from tests.conftest import Clock
+from tests.fakes.moved_time import MovedTime
 from tests.fakes.slack_api import (
     FakeSlack,
     click_payload,
@@ -68,19 +69,6 @@ class Bot:
 
     def thread(self) -> list[dict[str, Any]]:
         return self.slack.thread("C1", THREAD)
-
-
-class MovedTime:
-    """The adapter's pacing clock, moved instead of slept."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

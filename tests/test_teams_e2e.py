@@ -34,23 +34,13 @@ from tests.fakes.bot_connector import (
     running_connector,
     teams_activity,
 )
+from tests.fakes.moved_time import MovedTime
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "shared" / "schemas"
 CARDS = jsonschema.Draft6Validator(json.loads((SCHEMAS / "adaptive-card-1.5.json").read_text()))
 ROOT = "1700000000100"
 THREAD = f"{CHANNEL};messageid={ROOT}"
 ENG = "19:eng@thread.tacv2"
-
-
-class MovedTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass

@@ -65,7 +65,6 @@ class Harness:
             clock=clock,
             config=EngineConfig(name="w1"),
         )
-        self.engine.store_outbox_exists = self.outbox.exists  # type: ignore[attr-defined]
 
     async def submit(
         self,
