@@ -152,6 +152,12 @@ class MessageRef:
         return cls(id=data["id"], channel=data.get("channel", ""), extra=dict(data.get("extra") or {}))
 
 
+class Unavailable(Exception):
+    """The bot cannot take this message now (its database is unreachable): the
+    endpoint answers 503 and nothing is acknowledged, so the platform sends it
+    again."""
+
+
 class DeliveryError(Exception):
     """A platform refused or failed a delivery.
 

@@ -11,7 +11,7 @@ from typing import Any
 from adapters.chat import Button, Card, Field
 from tasks.models import Approval, Event, Task
 from tasks.playbooks import Playbook
-from tasks.store import TaskView
+from tasks.views import TaskView
 
 ICONS = {
     "pending": "○", "running": "◐", "waiting_approval": "⏸", "sleeping": "◷", "succeeded": "✓",

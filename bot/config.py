@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     openai_base_url: str | None = Field(None, validation_alias=_env("OPENAI_BASE_URL"),
                                         description="any OpenAI-compatible server")  # fmt: skip
     cowork_model: str = Field("gpt-4o-mini", validation_alias=_env("COWORK_MODEL"), description="LLM model")
+    llm_timeout: float = Field(60.0, gt=0, validation_alias=_env("COWORK_LLM_TIMEOUT"),
+                               description="seconds one LLM call may take before it is retried")  # fmt: skip
 
     cowork_policy: str | None = Field(None, validation_alias=_env("COWORK_POLICY"), description="policy YAML")
     cowork_playbooks: str | None = Field(None, validation_alias=_env("COWORK_PLAYBOOKS"),

@@ -23,8 +23,8 @@ from bot import cards
 from bot.runtime import Runtime
 from tasks.models import Approval, Event, Step, Task
 from tasks.states import FINAL
-from tasks.store import TaskView
 from tasks.transcript import Transcript
+from tasks.views import TaskView
 
 log = logging.getLogger(__name__)
 LIST_LIMIT = 200

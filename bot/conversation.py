@@ -9,20 +9,23 @@ approval if the clicker may; otherwise only the clicker is told why not.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from adapters.chat import Card, Click, ClickResult, Handled, Inbound
+from adapters.chat import Card, Click, ClickResult, Handled, Inbound, Unavailable
 from bot import cards
 from bot.commands import HELP, MAX_TEXT, Command, clean, parse
 from tasks.controls import Controls
+from tasks.db import transient
 from tasks.models import Task
 from tasks.planner import NO_LLM
 from tasks.playbooks import Playbook, PlaybookError
 from tasks.policy import Policy
 from tasks.states import IllegalTransition
 from tasks.store import NewTask, NotFound, Store
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,14 @@ class Conversation:
     # -- messages -------------------------------------------------------------
 
     async def handle_message(self, m: Inbound) -> Handled:
+        """Decide what a message means and do it; `Unavailable` while the database is down."""
+        return await _or_unavailable(self._handle_message(m))
+
+    async def handle_click(self, c: Click) -> ClickResult:
+        """Decide on a button click; `Unavailable` while the database is down."""
+        return await _or_unavailable(self._handle_click(c))
+
+    async def _handle_message(self, m: Inbound) -> Handled:
         if m.from_bot:
             return Handled("ignored")
         text = clean(m.text)
@@ -149,7 +160,7 @@ class Conversation:
 
     # -- clicks -----------------------------------------------------------------
 
-    async def handle_click(self, c: Click) -> ClickResult:
+    async def _handle_click(self, c: Click) -> ClickResult:
         if c.action not in ("approve", "reject"):
             return ClickResult(False, f"I do not know the action {c.action!r}.")
         try:
@@ -183,3 +194,13 @@ class Conversation:
 
 def _past(verb: str) -> str:
     return {"cancel": "cancelled", "pause": "paused", "resume": "resumed", "retry": "retried"}.get(verb, verb)
+
+
+async def _or_unavailable(work: Awaitable[T]) -> T:
+    """The platform should send it again, not hear of an error, while the database is down."""
+    try:
+        return await work
+    except Exception as e:
+        if transient(e):
+            raise Unavailable(f"the database is unavailable: {e}") from e
+        raise

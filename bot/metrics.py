@@ -24,9 +24,10 @@ from prometheus_client.core import (
 from sqlalchemy import and_, case, func, or_, select
 
 from tasks.clock import utcnow
-from tasks.db import Database, Tx
+from tasks.db import Database
 from tasks.models import Approval, Step, Task
 from tasks.states import CLAIMABLE
+from tasks.tx import Tx
 
 TASK = Task.__table__  # type: ignore[attr-defined]
 STEP = Step.__table__  # type: ignore[attr-defined]

@@ -5,13 +5,12 @@
 while the request is handled, answers with it in X-Request-Id, and logs one
 access line. `install_log_context` adds the bound ids to every log record as
 `request_id` and `task_id` (what bot.logs' JSON lines print): the task id
-comes from `task_context`, or from the engine's turn, which runs in an asyncio
-task named `task-<id>`.
+comes from `task_context`, or from the engine's turn (`tasks.engine.TURN_TASK`,
+which every step of the turn inherits).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import re
@@ -23,12 +22,13 @@ from typing import Any
 
 from aiohttp import web
 
+from tasks.engine import TURN_TASK
+
 log = logging.getLogger("cowork.http")
 REQUEST_ID: ContextVar[str | None] = ContextVar("cowork_request_id", default=None)
 TASK_ID: ContextVar[int | None] = ContextVar("cowork_task_id", default=None)
 HEADER = "X-Request-Id"
 _GOOD_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-_TURN = re.compile(r"task-(\d+)")
 _QUIET_PATHS = frozenset({"/healthz", "/metrics"})
 _installed = False
 
@@ -42,14 +42,7 @@ def request_id_from(header: str | None) -> str:
 
 def current_task_id() -> int | None:
     bound = TASK_ID.get()
-    if bound is not None:
-        return bound
-    try:
-        running = asyncio.current_task()
-    except RuntimeError:  # no event loop in this thread
-        return None
-    m = _TURN.fullmatch(running.get_name()) if running is not None else None
-    return int(m.group(1)) if m else None
+    return bound if bound is not None else TURN_TASK.get()
 
 
 @contextlib.contextmanager

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from typing import IO, Any
 
-from tasks.store import Store, TaskView
+from tasks.store import Store
+from tasks.views import TaskView
 
 
 def view_json(view: TaskView, events: list[Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from adapters.chat import ChatAdapter
 from bot.config import Settings
@@ -48,27 +48,32 @@ def _safe(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def build_registry(settings: Settings, policy: Policy) -> SkillRegistry:
+def build_registry(settings: Settings, policy: Policy, llm: Any = None) -> SkillRegistry:
     registry = SkillRegistry(core_skills())
     extra = _optional("tasks.skillbook", "all_skills")
     if extra is not None:
-        for skill in extra(policy=policy, settings=settings):
+        for skill in extra(policy=policy, settings=settings, llm=llm):
             registry.add(skill)
     registry.load_plugins()
     return registry
 
 
-def build_llm(settings: Settings, policy: Policy, registry: SkillRegistry) -> Planner | None:
-    if not settings.llm_enabled:
-        return None
-    make = _optional("tasks.llm_planner", "make_planner")
+def build_llm_client(settings: Settings, policy: Policy) -> Any:
+    """One LLM client for the planner and the llm.* skills, or None when no LLM
+    is configured; a call that takes longer than COWORK_LLM_TIMEOUT fails and
+    is retried (a hung LLM server must not hold a task forever)."""
+    make = _optional("tasks.llm", "make_llm")
     if make is None:
         return None
-    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else ""
-    planner: Planner | None = make(
-        api_key=key, base_url=settings.openai_base_url, model=settings.cowork_model, policy=policy, registry=registry
-    )
-    return planner
+    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+    return make(key or None, settings.openai_base_url, settings.cowork_model, policy, timeout=settings.llm_timeout)
+
+
+def build_llm(settings: Settings, registry: SkillRegistry, client: Any) -> Planner | None:
+    if not settings.llm_enabled or client is None:
+        return None
+    planner = _optional("tasks.llm_planner", "LLMPlanner")
+    return None if planner is None else cast(Planner, planner(client, registry))
 
 
 def _optional(module: str, name: str) -> Any:
@@ -98,9 +103,10 @@ class Runtime:
         self.policy = load_policy(settings.cowork_policy)
         self.controls = Controls(self.store, self.policy)
         self.outboxes = Outboxes(self.store)
-        self.registry = build_registry(settings, self.policy)
+        llm_client = build_llm_client(settings, self.policy)
+        self.registry = build_registry(settings, self.policy, llm_client)
         self.playbooks = self._playbooks()
-        self.llm = planner or build_llm(settings, self.policy, self.registry)
+        self.llm = planner or build_llm(settings, self.registry, llm_client)
         self.adapters: dict[str, ChatAdapter] = dict(adapters or {})
         self.services: dict[str, Any] = {
             "controls": self.controls,

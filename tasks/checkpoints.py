@@ -8,12 +8,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from tasks.db import Tx
-from tasks.models import Spend, Step
+from tasks.models import Spend, Task
+from tasks.rows import card_update, event_row, outbox_row
 from tasks.skills import StepResult
 from tasks.states import StepState, TaskState
 from tasks.store import (
@@ -21,15 +21,37 @@ from tasks.store import (
     EVENT,
     OUTBOX,
     STEP,
+    TASK,
     Store,
-    card_update,
-    event_row,
-    outbox_row,
     update_step,
 )
+from tasks.tx import Tx
+from tasks.views import PlannedStep
 
 SPEND = Spend.__table__  # type: ignore[attr-defined]
 _LIVE = [TaskState.RUNNING.value]
+_RELEASE: dict[str, Any] = {"lease_holder": None, "lease_expires_at": None}
+
+
+_WAKE_PLANNING = (
+    update(TASK)
+    .where(TASK.c.state == TaskState.PLANNING.value, TASK.c.lease_holder.is_(None),
+           TASK.c.run_after > bindparam("p_now"))
+    .values(run_after=bindparam("p_now"))
+)  # fmt: skip
+_STEP_STATE = select(STEP.c.state, STEP.c.attempts).where(
+    STEP.c.task_id == bindparam("p_task"), STEP.c.key == bindparam("p_key")
+)
+_PLAN_TRIES = select(func.count()).where(EVENT.c.task_id == bindparam("p_task"), EVENT.c.kind == "plan.retry")
+
+
+def _summary(tx: Tx, task_id: int, row: Any, now: datetime) -> None:
+    """The completion summary of a task that ended, for its thread."""
+    if row.conversation:
+        tx.insert_later(OUTBOX, outbox_row(
+            task_id=task_id, platform=row.platform, kind="summary",
+            conversation=row.conversation, now=now, payload={"task_id": task_id},
+        ))  # fmt: skip
 
 
 def step_rows(task_id: int, plan: dict[str, Any]) -> list[dict[str, Any]]:
@@ -42,8 +64,8 @@ def step_rows(task_id: int, plan: dict[str, Any]) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def planned_steps(task_id: int, plan: dict[str, Any]) -> list[Step]:
-    return [Step(**row) for row in step_rows(task_id, plan)]
+def planned_steps(task_id: int, plan: dict[str, Any]) -> list[PlannedStep]:
+    return [PlannedStep(**row) for row in step_rows(task_id, plan)]
 
 
 class Checkpoints:
@@ -60,25 +82,57 @@ class Checkpoints:
 
     async def save_plan(
         self, task_id: int, worker: str, plan: dict[str, Any], now: datetime, *, actor: str = "planner",
-        tokens: int = 0, cost: float = 0.0, from_queued: bool = False,
+        tokens: int = 0, cost: float = 0.0, from_queued: bool = False, wake_planning: bool = False,
+        owner: Task,
     ) -> None:  # fmt: skip
         """The plan's steps, and what planning it cost (tokens, dollars) on the task.
-        `from_queued`: the plan came at once, so planning starts and ends here."""
+        `from_queued`: the plan came at once, so planning starts and ends here.
+        `wake_planning`: the LLM answered, so tasks waiting to plan again because
+        it did not are due now rather than at their backoff."""
 
         def q(tx: Tx) -> None:
-            if from_queued:
-                self.store.transition(tx, task_id, TaskState.PLANNING, actor=worker, now=now, fence=worker,
-                                      values={"started_at": now}, card=False)  # fmt: skip
-            tx.conn.execute(insert(STEP), step_rows(task_id, plan))
+            if wake_planning:
+                tx.run(_WAKE_PLANNING, {"p_now": now})
+            for step in step_rows(task_id, plan):
+                tx.insert_later(STEP, step)
             usage = {"tokens": tokens, "cost": round(cost, 6)} if tokens or cost else {}
+            values: dict[str, Any] = {"plan": plan, "run_after": now}
+            if from_queued:  # queued -> planning -> running in one write, both moves in the audit trail
+                values["started_at"] = now
             row = self.store.transition(
                 tx, task_id, TaskState.RUNNING, actor=actor, now=now, fence=worker, kind="plan.ready",
                 detail={"steps": [s["key"] for s in plan["steps"]], "summary": plan.get("summary", ""),
                         **usage},
-                values={"plan": plan, "run_after": now}, add={"tokens": tokens, "cost": cost},
+                values=values, add={"tokens": tokens, "cost": cost},
+                via=TaskState.PLANNING if from_queued else None, via_actor=worker, owner=owner,
             )  # fmt: skip
             if tokens or cost:
                 self._spend(tx, row.platform, row.requester, now, cost, tokens)
+
+        await self.db.run(q, task_id)
+
+    async def step_written(self, task_id: int, key: str, attempt: int, states: Sequence[str]) -> bool:
+        """Whether attempt `attempt` of the step has already been recorded in one of `states`."""
+
+        def q(tx: Tx) -> bool:
+            rows = tx.rows(_STEP_STATE, {"p_task": task_id, "p_key": key})
+            return bool(rows) and rows[0].attempts == attempt and rows[0].state in states
+
+        return await self.db.run(q, task_id)
+
+    async def plan_tries(self, task_id: int) -> int:
+        """How many times planning this task was put off (the LLM was unavailable)."""
+        return await self.db.run(lambda tx: int(tx.rows(_PLAN_TRIES, {"p_task": task_id})[0][0]), task_id)
+
+    async def plan_later(self, task_id: int, worker: str, now: datetime, at: datetime, *, reason: str,
+                         attempt: int) -> None:  # fmt: skip
+        """Planning is put off until `at`: the task waits in the database, not in a worker."""
+
+        def q(tx: Tx) -> None:
+            self.store.fenced_task_update(tx, task_id, worker, [TaskState.PLANNING.value], updated_at=now,
+                                          run_after=at, **_RELEASE)  # fmt: skip
+            tx.insert_later(EVENT, event_row(task_id, worker, "plan.retry", now, error=reason[:1000],
+                                             attempt=attempt, at=at.isoformat()))  # fmt: skip
 
         await self.db.run(q, task_id)
 
@@ -94,15 +148,31 @@ class Checkpoints:
         await self.db.run(q, task_id)
 
     async def checkpoint(
-        self, task_id: int, key: str, worker: str, attempt: int, result: StepResult, now: datetime
-    ) -> None:
-        """The step's outcome, its outbox messages, usage and card refresh: one transaction."""
+        self, task_id: int, key: str, worker: str, attempt: int, result: StepResult, now: datetime,
+        *, owner: Task, last: bool = False,
+    ) -> None:  # fmt: skip
+        """The step's outcome, its outbox messages, usage and card refresh: one
+        transaction. `last`: it was the plan's last step, so the task succeeds
+        in the same transaction (and the worker lets go of it). `owner`: the
+        task as the worker holding it knows it (platform, conversation and
+        requester never change), so the fenced update need not read it back."""
 
         def q(tx: Tx) -> None:
-            row = self.store.fenced_task_update(
-                tx, task_id, worker, _LIVE, updated_at=now,
-                add={"tokens": result.tokens, "cost": result.cost, "steps_run": 1},
-            )  # fmt: skip
+            usage = {"tokens": result.tokens, "cost": result.cost, "steps_run": 1}
+            detail: dict[str, Any] = {"step": key, "attempt": attempt}
+            if result.effects:
+                detail["effects"] = list(result.effects)
+            if result.tokens:
+                detail.update(tokens=result.tokens, cost=round(result.cost, 6))
+            done = event_row(task_id, worker, "step.succeeded", now, **detail)
+            if last:
+                end = {**_RELEASE, "finished_at": now}
+                row = self.store.transition(tx, task_id, TaskState.SUCCEEDED, actor=worker, now=now, fence=worker,
+                                            values=end, add=usage, before=[done], owner=owner)  # fmt: skip
+            else:
+                row = owner
+                self.store.fenced_task_update(tx, task_id, worker, _LIVE, updated_at=now, add=usage)
+                tx.insert_later(EVENT, done)
             update_step(tx, task_id, key, add={"tokens": result.tokens, "cost": result.cost},
                         state=StepState.SUCCEEDED.value, result=result.output, attempts=attempt,
                         finished_at=now, error=None, wake_at=None)  # fmt: skip
@@ -111,13 +181,10 @@ class Checkpoints:
                              now, msg.idempotency_key, msg.card_key)  # fmt: skip
             if result.cost or result.tokens:
                 self._spend(tx, row.platform, row.requester, now, result.cost, result.tokens)
-            detail: dict[str, Any] = {"step": key, "attempt": attempt}
-            if result.effects:
-                detail["effects"] = list(result.effects)
-            if result.tokens:
-                detail.update(tokens=result.tokens, cost=round(result.cost, 6))
-            tx.insert_later(EVENT, event_row(task_id, worker, "step.succeeded", now, **detail))
-            card_update(tx, task_id, row.platform, row.conversation, now)
+            if last:
+                _summary(tx, task_id, row, now)
+            else:
+                card_update(tx, task_id, row.platform, row.conversation, now)
 
         await self.db.run(q, task_id)
 
@@ -189,7 +256,7 @@ class Checkpoints:
         on_reject: str, now: datetime,
     ) -> int:  # fmt: skip
         def q(tx: Tx) -> int:
-            row = self.store.fenced_task_update(tx, task_id, worker, _LIVE, updated_at=now)
+            row = self.store.fenced_task_row(tx, task_id, worker, _LIVE, updated_at=now)
             approval_id = tx.conn.execute(
                 insert(APPROVAL).values(
                     task_id=task_id, step_key=key, skill=skill, args_hash=args_hash, summary=summary,
@@ -219,17 +286,17 @@ class Checkpoints:
 
     async def finish(
         self, task_id: int, worker: str, target: str, now: datetime, *, error: str | None = None,
-        reason: str | None = None, run_after: datetime | None = None,
+        owner: Task, reason: str | None = None, run_after: datetime | None = None,
     ) -> None:  # fmt: skip
         """End this worker's turn on the task: a final state (with summary), a wait
-        for approval, a pause, or (target running) a sleep until `run_after`."""
+        for approval, a pause, or (target running) a sleep until `run_after`.
+        `owner`: as for `checkpoint`."""
 
         def q(tx: Tx) -> None:
-            release = {"lease_holder": None, "lease_expires_at": None}
             if target == TaskState.RUNNING.value:
-                self.store.fenced_task_update(tx, task_id, worker, _LIVE, run_after=run_after, **release)
+                self.store.fenced_task_update(tx, task_id, worker, _LIVE, run_after=run_after, **_RELEASE)
                 return
-            values: dict[str, Any] = dict(release)
+            values: dict[str, Any] = dict(_RELEASE)
             detail: dict[str, Any] = {}
             if error is not None:
                 values["error"] = error[:4000]
@@ -241,12 +308,9 @@ class Checkpoints:
             if final:
                 values["finished_at"] = now
             row = self.store.transition(tx, task_id, target, actor=worker, now=now, fence=worker,
-                                        detail=detail, values=values)  # fmt: skip
-            if final and row.conversation:
-                tx.insert_later(OUTBOX, outbox_row(
-                    task_id=task_id, platform=row.platform, kind="summary",
-                    conversation=row.conversation, now=now, payload={"task_id": task_id},
-                ))  # fmt: skip
+                                        detail=detail, values=values, owner=owner)  # fmt: skip
+            if final:
+                _summary(tx, task_id, row, now)
 
         await self.db.run(q, task_id)
 

@@ -12,9 +12,9 @@ from sqlalchemy import insert, select, update
 
 from tasks import approvals as approval_rules
 from tasks.clock import next_fire, utcnow
-from tasks.db import Tx
 from tasks.models import Schedule
 from tasks.policy import Policy
+from tasks.rows import event_row, outbox_row
 from tasks.states import StepState, TaskState
 from tasks.store import (
     APPROVAL,
@@ -25,9 +25,8 @@ from tasks.store import (
     NewTask,
     NotFound,
     Store,
-    event_row,
-    outbox_row,
 )
+from tasks.tx import Tx
 
 SCHEDULE = Schedule.__table__  # type: ignore[attr-defined]
 _OPEN_STEPS = [StepState.PENDING.value, StepState.WAITING.value, StepState.SLEEPING.value,

@@ -7,8 +7,8 @@ wakes each caller with its own result. Each unit is still atomic and durable
 when its caller resumes; the event loop never blocks on the database; and many
 concurrent checkpoints cost one fsync instead of one each.
 
-Inserts whose ids nobody needs (events, outbox rows) are buffered in the unit
-of work and written with one executemany per table at commit time.
+What a unit of work sees is a `tasks.tx.Tx`: prepared statements on the
+driver's cursor, and inserts and fenced updates buffered until commit.
 
 SQLite runs in WAL mode with synchronous=NORMAL: a committed transaction
 survives a crash of the process (not of the operating system, which is what
@@ -23,14 +23,19 @@ import contextlib
 import logging
 import os
 import queue
+import sqlite3
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event, insert
+import psycopg
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from tasks.tx import Statements, Tx
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -75,23 +80,6 @@ def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
 
 
 @dataclass
-class Tx:
-    """One transaction as a unit of work sees it."""
-
-    conn: Connection
-    pending: dict[Table, list[dict[str, Any]]] = field(default_factory=dict)
-
-    def insert_later(self, table: Table, row: dict[str, Any]) -> None:
-        self.pending.setdefault(table, []).append(row)
-
-    def flush(self) -> None:
-        for table, rows in self.pending.items():
-            if rows:
-                self.conn.execute(insert(table), rows)
-        self.pending.clear()
-
-
-@dataclass
 class _Job:
     fn: Callable[[Tx], Any]
     loop: asyncio.AbstractEventLoop | None
@@ -119,6 +107,7 @@ class Database:
         self._queues: list[queue.SimpleQueue[Any]] = [queue.SimpleQueue() for _ in range(n)]
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        self.statements = Statements(self.engine.dialect)
         self.batches = 0
         self.units = 0
 
@@ -226,9 +215,8 @@ class Database:
         finally:
             self._settle(outcomes)
 
-    @staticmethod
-    def _transaction(conn: Connection, fns: list[Callable[[Tx], Any]]) -> list[Any]:
-        tx = Tx(conn)
+    def _transaction(self, conn: Connection, fns: list[Callable[[Tx], Any]]) -> list[Any]:
+        tx = Tx(conn, self.statements)
         with conn.begin():
             results = [fn(tx) for fn in fns]
             tx.flush()
@@ -262,6 +250,16 @@ def _resolve(items: list[tuple[_Job, Any, BaseException | None]]) -> None:
             fut.set_exception(error)
         else:
             fut.set_result(result)
+
+
+def transient(error: BaseException) -> bool:
+    """An error of the database connection rather than of the statement: the
+    same write may succeed once the database is back (or the lock is free)."""
+    if isinstance(error, OperationalError | InterfaceError):
+        return True
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, psycopg.OperationalError | psycopg.InterfaceError | sqlite3.OperationalError)
 
 
 def _connection_lost(conn: Connection) -> bool:

@@ -16,8 +16,9 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from tasks.budgets import Budget, Usage, over_budget
@@ -26,13 +27,19 @@ from tasks.clock import utcnow
 from tasks.models import Task
 from tasks.outbox import Outboxes
 from tasks.plan_gate import PLAN_GATE, PlanGate, gate_plan
-from tasks.plans import PlanError, parse_plan
+from tasks.plans import PlanError, PlanLater, parse_plan
 from tasks.policy import Policy
+from tasks.retry import decide_plan_retry
 from tasks.states import IllegalTransition, TaskState
 from tasks.steps import StepRunner, TurnState
-from tasks.store import LeaseLost, NotFound, Store, TaskView
+from tasks.store import LeaseLost, NotFound, Store
+from tasks.views import PlannedView, TaskView
 
 log = logging.getLogger(__name__)
+# The task whose turn this code runs in: every step task of the turn inherits it,
+# so whatever a skill logs can carry the task id (bot.observability reads it).
+TURN_TASK: ContextVar[int | None] = ContextVar("cowork_turn_task", default=None)
+RETRY_CRASHED_TURN = 5.0  # seconds before a turn that crashed is tried again
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,7 @@ class PlanDraft:
     plan: dict[str, Any]
     tokens: int = 0
     cost: float = 0.0
+    checked: bool = False  # already checked by `parse_plan` against these skills (a playbook's, at load)
 
 
 class Planner(Protocol):
@@ -176,6 +184,7 @@ class Engine:
     async def _turn(self, task: Task) -> None:
         self.turns += 1
         task_id = task.id
+        TURN_TASK.set(task_id)  # this asyncio task's own context: nothing to reset
         try:
             await self._run_turn(task, None)
         except (LeaseLost, IllegalTransition, NotFound) as e:
@@ -183,14 +192,19 @@ class Engine:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("task %s: turn crashed; the lease will lapse and it will be retried", task_id)
+            log.exception("task %s: turn crashed; it will be tried again shortly", task_id)
+            assert task_id is not None
+            try:  # let go at once rather than hold the task until the lease lapses
+                await self.store.release(self.name, task_id, self.clock() + timedelta(seconds=RETRY_CRASHED_TURN))
+            except Exception as e:
+                log.warning("task %s: could not let go of it (%s); its lease will lapse", task_id, e)
 
     async def run_turn(self, task_id: int) -> None:
         """One turn on a task this worker has claimed."""
         view = await self.store.view(task_id)
         await self._run_turn(view.task, view)
 
-    async def _run_turn(self, task: Task, view: TaskView | None) -> None:
+    async def _run_turn(self, task: Task, view: TaskView | PlannedView | None) -> None:
         if task.lease_holder != self.name:
             return
         rules = self.policy.rules_for(task.platform, task.tenant, _channel(task))
@@ -203,7 +217,7 @@ class Engine:
             view = await self.store.view(task.id)
         await self._run_steps(view, rules)
 
-    async def _plan(self, task: Task, rules: Any) -> TaskView | None:
+    async def _plan(self, task: Task, rules: Any) -> PlannedView | None:
         """Plan the task and save the plan; the view of the planned task, built
         in memory (nothing else can change a task this worker holds)."""
         assert task.id is not None
@@ -214,41 +228,66 @@ class Engine:
             await self.checkpoints.start_planning(task.id, self.name, now)
         try:
             draft = await self.planner.plan(task, self.registry.names(), rules)
-            plan = parse_plan(draft.plan, self.registry.names()).to_json()
-            if "timeout_seconds" in draft.plan:
-                plan["timeout_seconds"] = draft.plan["timeout_seconds"]
+            if draft.checked:
+                plan = draft.plan
+            else:
+                plan = parse_plan(draft.plan, self.registry.names()).to_json()
+                if "timeout_seconds" in draft.plan:
+                    plan["timeout_seconds"] = draft.plan["timeout_seconds"]
+        except PlanLater as e:
+            await self._plan_later(task, str(e), e.retry_after)
+            return None
         except PlanError as e:
             if task.state == TaskState.QUEUED and instant:
                 await self.checkpoints.start_planning(task.id, self.name, now)
             await self.checkpoints.finish(task.id, self.name, TaskState.FAILED, self.clock(),
-                                          error=f"could not plan: {e}")  # fmt: skip
+                                          error=f"could not plan: {e}", owner=task)  # fmt: skip
             return None
         if rules.approve_plan:
             plan = gate_plan(plan)
         now = self.clock()
         await self.checkpoints.save_plan(task.id, self.name, plan, now, tokens=draft.tokens, cost=draft.cost,
-                                         from_queued=task.state == TaskState.QUEUED and instant)  # fmt: skip
+                                         from_queued=task.state == TaskState.QUEUED and instant,
+                                         wake_planning=not instant, owner=task)  # fmt: skip
         task.state, task.plan, task.run_after = TaskState.RUNNING.value, plan, now
         task.tokens += draft.tokens
         task.cost += draft.cost
         task.started_at = task.started_at or now
-        return TaskView(task, planned_steps(task.id, plan), [])
+        return PlannedView(task, planned_steps(task.id, plan), [])
 
-    async def _run_steps(self, view: TaskView, rules: Any) -> None:
+    async def _plan_later(self, task: Task, reason: str, retry_after: float | None) -> None:
+        """The LLM is unavailable: plan again later (the task holds no worker
+        meanwhile), or give up with the reason once patience runs out."""
+        assert task.id is not None
+        now = self.clock()
+        tries = await self.checkpoints.plan_tries(task.id) + 1
+        decision = decide_plan_retry(tries, task.started_at or task.created_at or now, now, retry_after=retry_after)
+        if decision.retry and decision.at is not None:
+            log.warning("task %s: planning again at %s: %s", task.id, decision.at.isoformat(), reason)
+            await self.checkpoints.plan_later(task.id, self.name, now, decision.at, reason=reason, attempt=tries)
+            return
+        await self.checkpoints.finish(task.id, self.name, TaskState.FAILED, now,
+                                      error=f"could not plan: {reason} ({decision.reason})", owner=task)  # fmt: skip
+
+    async def _run_steps(self, view: TaskView | PlannedView, rules: Any) -> None:
         task = view.task
         assert task.id is not None
         turn = TurnState.from_view(view)
         budget = Budget.from_json(task.budget) if task.budget else rules.budget
         running: dict[asyncio.Task[None], str] = {}
         stop_reason: tuple[str, str] | None = None
-        while True:
+        while not turn.concluded:
             now = self.clock()
             if stop_reason is None:
                 stop_reason = await self._limits(task, turn, budget, rules, now)
             if stop_reason is None:
                 await self.steps.cancel_blocked(task, turn, now)
                 room = self.config.steps_per_task - len(running)
-                for key in turn.ready(now, exclude=running.values())[: max(0, room)]:
+                ready = turn.ready(now, exclude=running.values())[: max(0, room)]
+                if len(ready) == 1 and not running:  # a step at a time: no task of its own to wait on
+                    await self.steps.run(task, view, turn, ready[0], rules)
+                    continue
+                for key in ready:
                     t = asyncio.create_task(self.steps.run(task, view, turn, key, rules))
                     running[t] = key
             if not running:
@@ -274,25 +313,28 @@ class Engine:
 
     async def _conclude(self, task: Task, turn: TurnState, stop: tuple[str, str] | None) -> None:
         assert task.id is not None
+        if turn.concluded:
+            return
         now = self.clock()
-        cp = self.checkpoints
+
+        async def end(target: str, **why: Any) -> None:
+            assert task.id is not None
+            await self.checkpoints.finish(task.id, self.name, target, now, owner=task, **why)
+
         if stop is not None and not turn.all_done():
             target, reason = stop
-            if target == TaskState.FAILED:
-                await cp.finish(task.id, self.name, target, now, error=reason)
-            else:
-                await cp.finish(task.id, self.name, target, now, reason=reason)
+            await end(target, **({"error": reason} if target == TaskState.FAILED else {"reason": reason}))
             return
         failed = turn.failed()
         if failed:
             key, error = failed
-            await cp.finish(task.id, self.name, TaskState.FAILED, now, error=f"step {key} failed: {error}")
+            await end(TaskState.FAILED, error=f"step {key} failed: {error}")
         elif turn.all_done():
-            await cp.finish(task.id, self.name, TaskState.SUCCEEDED, now)
+            await end(TaskState.SUCCEEDED)
         elif turn.waiting_for_person():
-            await cp.finish(task.id, self.name, TaskState.WAITING, now)
+            await end(TaskState.WAITING)
         else:
-            await cp.finish(task.id, self.name, TaskState.RUNNING, now, run_after=turn.next_wake())
+            await end(TaskState.RUNNING, run_after=turn.next_wake())
 
 
 def _channel(task: Task) -> str:

@@ -22,7 +22,7 @@ from tasks.engine import PlanDraft
 from tasks.llm import LLM, Completion, make_llm
 from tasks.models import Task
 from tasks.plan_gate import PLAN_GATE
-from tasks.plans import Plan, PlanError, parse_plan
+from tasks.plans import Plan, PlanError, PlanLater, parse_plan
 from tasks.policy import Policy, Rules
 from tasks.skills import Skill, SkillError, SkillRegistry
 
@@ -108,11 +108,14 @@ Sleep = Callable[[float], Awaitable[None]]
 
 
 class LLMPlanner:
-    """The Planner for free text. `attempts` bounds retries of an unavailable
-    LLM (429, 5xx, timeouts) within one planning; `sleep` is the test seam."""
+    """The Planner for free text. An unavailable LLM (429, 5xx, timeouts) is
+    tried again at once, up to `attempts` calls in all and only for waits of at
+    most `max_wait` seconds; past that, `PlanLater` hands the task back to the
+    engine, which plans it again later without holding a worker. `sleep` is the
+    test seam."""
 
-    def __init__(self, llm: LLM, registry: SkillRegistry, *, attempts: int = 3,
-                 sleep: Sleep = asyncio.sleep, max_wait: float = 20.0):  # fmt: skip
+    def __init__(self, llm: LLM, registry: SkillRegistry, *, attempts: int = 2,
+                 sleep: Sleep = asyncio.sleep, max_wait: float = 5.0):  # fmt: skip
         self.llm = llm
         self.registry = registry
         self.attempts = attempts
@@ -149,9 +152,12 @@ class LLMPlanner:
             try:
                 return await self.llm.complete(messages, tools=[tool], tool_choice=choice)
             except SkillError as e:
-                if not e.retryable or attempt == self.attempts:
+                if not e.retryable:
                     raise PlanError(f"the LLM could not plan: {e}") from e
-                await self.sleep(min(self.max_wait, e.retry_after or 2.0**attempt))
+                wait = e.retry_after if e.retry_after is not None else 2.0**attempt
+                if attempt == self.attempts or wait > self.max_wait:
+                    raise PlanLater(f"the LLM is unavailable: {e}", e.retry_after) from e
+                await self.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -16,7 +16,7 @@ MAX_MATERIAL = 60_000  # characters of material sent to the model
 class _LLMSkill(Skill):
     effect = Effect.READ
     idempotent = True
-    max_attempts = 4
+    max_attempts = 20  # an LLM outage of ten minutes or so is waited out, as planning does (retries hold no worker)
     timeout = 120.0
     role: ClassVar[str] = ""
 

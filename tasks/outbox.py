@@ -19,9 +19,9 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from tasks.db import Tx
 from tasks.models import Card, Outbox
 from tasks.store import OUTBOX, Store, _row
+from tasks.tx import Tx
 
 CARD = Card.__table__  # type: ignore[attr-defined]
 

@@ -26,7 +26,7 @@ class PlanSource:
             book = self.playbooks.get(task.playbook)
             if book is None:
                 raise PlanError(f"no playbook named {task.playbook!r}")
-            return PlanDraft(book.plan())
+            return PlanDraft(book.plan(), checked=True)
         if self.llm is None:
             raise PlanError(NO_LLM)
         return await self.llm.plan(task, known_skills, rules)

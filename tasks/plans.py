@@ -20,6 +20,15 @@ class PlanError(ValueError):
     """A plan that cannot run, with the reason."""
 
 
+class PlanLater(Exception):
+    """No plan now, but maybe later: the LLM is unavailable. The engine puts the
+    task back, to be planned again after `retry_after` seconds at the earliest."""
+
+    def __init__(self, reason: str, retry_after: float | None = None):
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
 @dataclass(frozen=True)
 class PlanStep:
     key: str

@@ -114,12 +114,12 @@ def parse_playbook(data: Any, known_skills: Iterable[str], source: str = "") -> 
                             required=bool(spec.get("required", "default" not in spec)),
                             description=str(spec.get("description", ""))))  # fmt: skip
     try:
-        parse_plan({"steps": data.get("steps")}, known_skills)
+        checked = parse_plan({"steps": data.get("steps")}, known_skills).to_json()["steps"]
     except PlanError as e:
         raise PlaybookError(f"{source}: {name}: {e}") from e
     return Playbook(
         name=name, description=str(data.get("description", "")), params=tuple(params),
-        steps=tuple(data["steps"]), timeout_seconds=data.get("timeout_seconds"),
+        steps=tuple(checked), timeout_seconds=data.get("timeout_seconds"),
         budget=dict(data.get("budget") or {}), source=source,
     )  # fmt: skip
 

@@ -45,3 +45,20 @@ def decide_retry(
     if retry_after is not None:
         delay = max(delay, retry_after)
     return RetryDecision(True, at=now + timedelta(seconds=delay))
+
+
+# Planning while the LLM is unavailable: retried from the database (no worker
+# waits), briefly spaced so the bot is back to work soon after the LLM is, and
+# given up after PLAN_PATIENCE with the reason.
+PLAN_RETRY = RetryPolicy(max_attempts=10**6, base=1.0, cap=10.0)
+PLAN_PATIENCE = timedelta(minutes=15)
+
+
+def decide_plan_retry(
+    attempt: int, since: datetime, now: datetime, *, retry_after: float | None = None, rand: float | None = None
+) -> RetryDecision:
+    """After planning attempt `attempt` failed for a reason that may pass: when to plan again."""
+    if now - since >= PLAN_PATIENCE:
+        minutes = (now - since).total_seconds() / 60
+        return RetryDecision(False, reason=f"gave up after {attempt} tries over {minutes:.0f} minutes")
+    return decide_retry(attempt, PLAN_RETRY, retryable=True, now=now, retry_after=retry_after, rand=rand)

@@ -13,15 +13,21 @@ from typing import Any
 
 from sqlalchemy import bindparam, or_, select, update
 
-from tasks.db import Tx
 from tasks.models import Approval, Step, Task
 from tasks.states import CLAIMABLE
+from tasks.tx import Tx
 
 TASK = Task.__table__  # type: ignore[attr-defined]
 STEP = Step.__table__  # type: ignore[attr-defined]
 APPROVAL = Approval.__table__  # type: ignore[attr-defined]
 
 _STATEMENTS: dict[tuple[Any, ...], Any] = {}
+
+
+def one_of(column: Any, values: Sequence[str], name: str) -> Any:
+    """`column IN (...)` over constants, as plain bound parameters with their
+    values: an expanding IN is re-rendered on every execution."""
+    return column.in_([bindparam(f"{name}{i}", v) for i, v in enumerate(sorted(values))])
 
 
 def task_update(
@@ -31,15 +37,16 @@ def task_update(
     target: str | None,
     set_keys: tuple[str, ...],
     add_keys: tuple[str, ...] = (),
+    returning: bool = True,
 ) -> Any:
     """A prebuilt (cached) UPDATE of one task row guarded by its state and, when
     fenced, by the lease holder. Building SQLAlchemy statements per call costs
     more than running them, so the hot path reuses these with bound parameters
     p_id, p_fence, v_<column> (new value) and a_<column> (increment)."""
-    key = ("task", frozenset(states), fenced, target, set_keys, add_keys)
+    key = ("task", frozenset(states), fenced, target, set_keys, add_keys, returning)
     stmt = _STATEMENTS.get(key)
     if stmt is None:
-        conds = [TASK.c.id == bindparam("p_id"), TASK.c.state.in_(sorted(states))]
+        conds = [TASK.c.id == bindparam("p_id"), one_of(TASK.c.state, list(states), "p_state")]
         if fenced:
             conds.append(TASK.c.lease_holder == bindparam("p_fence"))
         values: dict[str, Any] = {k: bindparam(f"v_{k}") for k in set_keys}
@@ -47,10 +54,9 @@ def task_update(
         if target is not None:
             values["state"] = target
             values["version"] = TASK.c.version + 1
-        stmt = (
-            update(TASK).where(*conds).values(**values)
-            .returning(TASK.c.platform, TASK.c.conversation, TASK.c.requester)
-        )  # fmt: skip
+        stmt = update(TASK).where(*conds).values(**values)
+        if returning:
+            stmt = stmt.returning(TASK.c.platform, TASK.c.conversation, TASK.c.requester)
         _STATEMENTS[key] = stmt
     return stmt
 
@@ -69,11 +75,13 @@ def step_update(set_keys: tuple[str, ...], add_keys: tuple[str, ...] = ()) -> An
 
 
 def update_step(tx: Tx, task_id: int, key: str, add: dict[str, Any] | None = None, **values: Any) -> None:
+    """Update one step, at commit time (`Tx.run_later`); a step that is not there is an error."""
     inc = add or {}
     params: dict[str, Any] = {"p_task": task_id, "p_key": key}
     params.update({f"v_{k}": v for k, v in values.items()})
     params.update({f"a_{k}": v for k, v in inc.items()})
-    tx.conn.execute(step_update(tuple(sorted(values)), tuple(sorted(inc))), params)
+    tx.run_later(step_update(tuple(sorted(values)), tuple(sorted(inc))), params,
+                 lambda: LookupError(f"task {task_id} has no step {key!r}"))  # fmt: skip
 
 
 def task_params(task_id: int, fence: str | None, values: dict[str, Any], add: dict[str, Any]) -> dict[str, Any]:
@@ -93,7 +101,7 @@ _BY_ID = {
 _CLAIMABLE = (
     select(TASK)
     .where(
-        TASK.c.state.in_([s.value for s in CLAIMABLE]),
+        one_of(TASK.c.state, [s.value for s in CLAIMABLE], "p_state"),
         or_(TASK.c.run_after.is_(None), TASK.c.run_after <= bindparam("p_now")),
         or_(TASK.c.lease_holder.is_(None), TASK.c.lease_expires_at < bindparam("p_now")),
     )

@@ -8,20 +8,22 @@ records every outcome through `Checkpoints`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from tasks.approvals import args_hash
+from tasks.db import transient
 from tasks.faults import crash_point
 from tasks.models import Approval, Task
 from tasks.plans import PlanError, blocked_steps, ready_steps, render_args
 from tasks.retry import RetryPolicy, decide_retry
 from tasks.skills import CannotTell, Effect, Skill, SkillError, StepContext, StepResult
 from tasks.states import StepState
-from tasks.store import TaskView
+from tasks.views import PlannedView, TaskView
 
 if TYPE_CHECKING:
     from tasks.engine import Engine
@@ -39,12 +41,13 @@ class TurnState:
     results: dict[str, Any]
     errors: dict[str, str]
     intents: set[str] = field(default_factory=set)
+    concluded: bool = False  # the last step's checkpoint also ended the task
     steps_run: int = 0
     tokens: int = 0
     cost: float = 0.0
 
     @classmethod
-    def from_view(cls, view: TaskView) -> TurnState:
+    def from_view(cls, view: TaskView | PlannedView) -> TurnState:
         steps = view.steps
         return cls(
             states={s.key: s.state for s in steps},
@@ -77,6 +80,10 @@ class TurnState:
 
     def all_done(self) -> bool:
         return all(st in (S.SUCCEEDED, S.SKIPPED) for st in self.states.values())
+
+    def last_left(self, key: str) -> bool:
+        """Whether every step but `key` is done."""
+        return all(st in (S.SUCCEEDED, S.SKIPPED) for k, st in self.states.items() if k != key)
 
     def failed(self) -> tuple[str, str] | None:
         for k, st in self.states.items():
@@ -113,11 +120,11 @@ class StepRunner:
             for k in blocked:
                 turn.states[k] = S.CANCELLED.value
 
-    async def run(self, task: Task, view: TaskView, turn: TurnState, key: str, rules: Any) -> None:
+    async def run(self, task: Task, view: TaskView | PlannedView, turn: TurnState, key: str, rules: Any) -> None:
         async with self.engine.step_slots:
             await self._run(task, view, turn, key, rules)
 
-    async def _run(self, task: Task, view: TaskView, turn: TurnState, key: str, rules: Any) -> None:
+    async def _run(self, task: Task, view: TaskView | PlannedView, turn: TurnState, key: str, rules: Any) -> None:
         assert task.id is not None
         step = view.step(key)
         skill: Skill = self.engine.registry.get(step.skill)
@@ -144,7 +151,7 @@ class StepRunner:
             services=self.engine.services, lookup_outbox=self.engine.outbox_exists,
         )  # fmt: skip
 
-    async def _approved(self, task: Task, view: TaskView, turn: TurnState, key: str, skill: Skill,
+    async def _approved(self, task: Task, view: TaskView | PlannedView, turn: TurnState, key: str, skill: Skill,
                         args: dict[str, Any], rules: Any) -> bool:  # fmt: skip
         assert task.id is not None
         need, auto_rule = rules.needs_approval(skill.name, skill.effect.value, args)
@@ -196,7 +203,8 @@ class StepRunner:
             await self.cp.record_intent(task.id, key, self.engine.name, attempt, self.engine.clock())
             turn.intents.add(key)
         try:
-            result = await asyncio.wait_for(skill.run(ctx, args), timeout=skill.timeout)
+            async with asyncio.timeout(skill.timeout):  # unlike wait_for, no task of its own per step
+                result = await skill.run(ctx, args)
         except SkillError as e:
             return await self._fail(task, turn, key, str(e), retry=e.retryable, skill=skill,
                                     attempt=attempt, retry_after=e.retry_after)  # fmt: skip
@@ -220,7 +228,14 @@ class StepRunner:
 
     async def _succeed(self, task: Task, turn: TurnState, key: str, attempt: int, result: StepResult) -> None:
         assert task.id is not None
-        await self.cp.checkpoint(task.id, key, self.engine.name, attempt, result, self.engine.clock())
+        task_id = task.id
+        last = turn.last_left(key)
+        await self._known_outcome(
+            task_id, key, attempt, (S.SUCCEEDED.value,),
+            lambda: self.cp.checkpoint(task_id, key, self.engine.name, attempt, result, self.engine.clock(),
+                                       last=last, owner=task),
+        )  # fmt: skip
+        turn.concluded = last
         turn.states[key], turn.results[key] = S.SUCCEEDED.value, result.output
         turn.attempts[key] = attempt
         turn.intents.discard(key)
@@ -236,7 +251,11 @@ class StepRunner:
         n = attempt if attempt is not None else turn.attempts[key] + 1
         policy = RetryPolicy(max_attempts=skill.max_attempts if skill else 1)
         decision = decide_retry(n, policy, retryable=retry, now=now, retry_after=retry_after)
-        await self.cp.step_failed(task.id, key, self.engine.name, n, error, now, retry_at=decision.at)
+        task_id = task.id
+        await self._known_outcome(
+            task_id, key, n, (S.PENDING.value, S.FAILED.value),
+            lambda: self.cp.step_failed(task_id, key, self.engine.name, n, error, now, retry_at=decision.at),
+        )  # fmt: skip
         turn.attempts[key] = n
         turn.errors[key] = error
         turn.intents.discard(key)
@@ -244,6 +263,29 @@ class StepRunner:
             turn.states[key], turn.wake[key] = S.PENDING.value, decision.at
         else:
             turn.states[key] = S.FAILED.value
+
+    async def _known_outcome(self, task_id: int, key: str, attempt: int, states: tuple[str, ...],
+                             write: Callable[[], Awaitable[None]]) -> None:  # fmt: skip
+        """Write an outcome this worker knows, through a database hiccup: a lost
+        connection must not turn a known outcome into "outcome unknown" for the
+        next worker. Tried again for up to a lease's length; a write whose commit
+        went through but whose answer was lost is found and not written twice."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.engine.config.lease_seconds
+        delay = 0.25
+        while True:
+            try:
+                await write()
+                return
+            except Exception as e:
+                if not transient(e) or loop.time() + delay > deadline:
+                    raise
+                log.warning("task %s step %s: recording the outcome failed (%s); trying again", task_id, key, e)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 4.0)
+            with contextlib.suppress(Exception):  # still down: the next write says so
+                if await self.cp.step_written(task_id, key, attempt, states):
+                    return
 
 
 def _latest(approvals: list[Approval], key: str) -> Approval | None:

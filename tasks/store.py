@@ -9,23 +9,26 @@ person should see it, an outbox row, in the same transaction.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, NoReturn
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from tasks.clock import utcnow
-from tasks.db import Database, Tx
-from tasks.models import Approval, Event, Outbox, Step, Task
+from tasks.db import Database
+from tasks.models import Approval, Event, Outbox, Step, Task, loaded
+from tasks.rows import card_update, event_row, outbox_row
 from tasks.statements import _BY_ID, _CLAIMABLE, task_params, task_update
 from tasks.statements import APPROVAL as APPROVAL
 from tasks.statements import STEP as STEP
 from tasks.statements import TASK as TASK
 from tasks.statements import update_step as update_step
-from tasks.states import CLAIMABLE, IllegalTransition, TaskState, check_transition, sources_for
+from tasks.states import CLAIMABLE, IllegalTransition, TaskState, can_transition, check_transition, sources_for
+from tasks.tx import Tx
+from tasks.views import TaskView
 
 EVENT = Event.__table__  # type: ignore[attr-defined]
 OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
@@ -53,67 +56,25 @@ class NewTask:
     budget: dict[str, Any] | None = None
 
 
-@dataclass
-class TaskView:
-    task: Task
-    steps: list[Step]
-    approvals: list[Approval] = field(default_factory=list)
-
-    def step(self, key: str) -> Step:
-        for s in self.steps:
-            if s.key == key:
-                return s
-        raise KeyError(key)
-
-
 def _row(model: type[Any], row: Any) -> Any:
-    return model(**dict(row._mapping))
+    return loaded(model, row._asdict())
 
 
-def card_key(task_id: int) -> str:
-    return f"task:{task_id}"
+_INTAKE: dict[tuple[bool, tuple[str, ...]], Any] = {}
+_SAME_TASK = select(TASK.c.id).where(
+    TASK.c.platform == bindparam("p_platform"), TASK.c.tenant == bindparam("p_tenant"),
+    TASK.c.dedupe_key == bindparam("p_dedupe"),
+)  # fmt: skip
 
 
-def event_row(task_id: int | None, actor: str, kind: str, now: datetime, **detail: Any) -> dict[str, Any]:
-    return {"task_id": task_id, "at": now, "actor": actor, "kind": kind, "detail": detail or None}
-
-
-def outbox_row(
-    *,
-    task_id: int | None,
-    platform: str,
-    kind: str,
-    conversation: dict[str, Any] | None,
-    now: datetime,
-    card_key: str | None = None,
-    payload: dict[str, Any] | None = None,
-    idempotency_key: str | None = None,
-) -> dict[str, Any]:
-    return {
-        "task_id": task_id,
-        "platform": platform,
-        "kind": kind,
-        "card_key": card_key,
-        "conversation": conversation,
-        "payload": payload or {},
-        "idempotency_key": idempotency_key,
-        "state": "pending",
-        "attempts": 0,
-        "next_attempt_at": now,
-        "created_at": now,
-    }
-
-
-def card_update(tx: Tx, task_id: int, platform: str, conversation: dict[str, Any] | None, now: datetime) -> None:
-    """Queue a refresh of the task's card (rendered from the task's state when delivered)."""
-    if conversation:
-        tx.insert_later(
-            OUTBOX,
-            outbox_row(
-                task_id=task_id, platform=platform, kind="task_card", conversation=conversation,
-                now=now, card_key=card_key(task_id), payload={"task_id": task_id},
-            ),
-        )  # fmt: skip
+def _intake(sqlite: bool, keys: tuple[str, ...]) -> Any:
+    """The prebuilt INSERT of a new task that does nothing when its dedupe key is taken."""
+    stmt = _INTAKE.get((sqlite, keys))
+    if stmt is None:
+        ins = (sqlite_insert if sqlite else pg_insert)(TASK).values({k: bindparam(f"v_{k}") for k in keys})
+        stmt = ins.on_conflict_do_nothing(index_elements=["platform", "tenant", "dedupe_key"]).returning(TASK.c.id)
+        _INTAKE[(sqlite, keys)] = stmt
+    return stmt
 
 
 class Store:
@@ -135,18 +96,12 @@ class Store:
             "created_at": now, "updated_at": now, "run_after": now, "tokens": 0, "cost": 0.0,
             "steps_run": 0, "version": 0,
         }  # fmt: skip
-        ins = (pg_insert if not self.db.sqlite else sqlite_insert)(TASK).values(**values)
-        ins = ins.on_conflict_do_nothing(index_elements=["platform", "tenant", "dedupe_key"])
-        new_id = tx.conn.execute(ins.returning(TASK.c.id)).scalar()
-        if new_id is None:
-            existing = tx.conn.execute(
-                select(TASK.c.id).where(
-                    TASK.c.platform == new.platform,
-                    TASK.c.tenant == new.tenant,
-                    TASK.c.dedupe_key == new.dedupe_key,
-                )
-            ).scalar_one()
-            return int(existing), False
+        found = tx.rows(_intake(self.db.sqlite, tuple(values)), {f"v_{k}": v for k, v in values.items()})
+        if not found:
+            existing = tx.rows(_SAME_TASK, {"p_platform": new.platform, "p_tenant": new.tenant,
+                                            "p_dedupe": new.dedupe_key})  # fmt: skip
+            return int(existing[0].id), False
+        new_id = int(found[0].id)
         tx.insert_later(
             EVENT, event_row(new_id, new.requester, "task.created", now, text=new.text[:500],
                              playbook=new.playbook),
@@ -161,8 +116,8 @@ class Store:
 
     @staticmethod
     def _get_task(tx: Tx, task_id: int) -> Task | None:
-        row = tx.conn.execute(_BY_ID["task"], {"p_id": task_id}).first()
-        return _row(Task, row) if row else None
+        rows = tx.rows(_BY_ID["task"], {"p_id": task_id})
+        return _row(Task, rows[0]) if rows else None
 
     async def view(self, task_id: int) -> TaskView:
         return await self.db.run(lambda tx: self._view(tx, task_id), task_id)
@@ -174,8 +129,8 @@ class Store:
         task = self._get_task(tx, task_id)
         if task is None:
             raise NotFound(f"no task {task_id}")
-        steps = tx.conn.execute(_BY_ID["steps"], {"p_id": task_id}).all()
-        approvals = tx.conn.execute(_BY_ID["approvals"], {"p_id": task_id}).all()
+        steps = tx.rows(_BY_ID["steps"], {"p_id": task_id})
+        approvals = tx.rows(_BY_ID["approvals"], {"p_id": task_id})
         return TaskView(task, [_row(Step, r) for r in steps], [_row(Approval, r) for r in approvals])
 
     async def list_tasks(
@@ -231,7 +186,7 @@ class Store:
         return await self.db.run(lambda tx: self._claim(tx, worker, limit, lease_seconds, t))
 
     def _claim(self, tx: Tx, worker: str, limit: int, lease_seconds: float, now: datetime) -> list[Task]:
-        rows = tx.conn.execute(_CLAIMABLE, {"p_now": now, "p_limit": limit}).all()
+        rows = tx.rows(_CLAIMABLE, {"p_now": now, "p_limit": limit})
         if not rows:
             return []
         ids = [r.id for r in rows]
@@ -300,42 +255,79 @@ class Store:
         values: dict[str, Any] | None = None,
         add: dict[str, Any] | None = None,
         card: bool = True,
+        via: str | None = None,
+        via_actor: str | None = None,
+        before: Sequence[dict[str, Any]] = (),
+        owner: Any = None,
     ) -> Any:
         """Move a task to `target` (refusing illegal moves), write the event and
-        queue a card refresh. Returns the task row's platform and conversation."""
+        queue a card refresh. Returns the task row's platform and conversation.
+        `via`: pass through that state on the way, in the same write (both
+        moves are checked and both get their event). `before`: event rows that
+        belong before this move's own in the audit trail. `owner`: the task as
+        its worker knows it (platform, conversation and requester never
+        change); the move then runs and is checked at commit (`Tx.run_later`)."""
         vals = {"updated_at": now, **(values or {})}
         inc = add or {}
-        stmt = task_update(sources_for(target), fenced=fence is not None, target=target,
-                           set_keys=tuple(sorted(vals)), add_keys=tuple(sorted(inc)))  # fmt: skip
-        row = tx.conn.execute(stmt, task_params(task_id, fence, vals, inc)).first()
-        if row is None:
-            self._explain_refusal(tx, task_id, target, fence)
+        if via:
+            check_transition(task_id, via, target)
+        sources = sources_for(via) if via else sources_for(target)
+        stmt = task_update(sources, fenced=fence is not None, target=target, set_keys=tuple(sorted(vals)),
+                           add_keys=tuple(sorted(inc)), returning=owner is None)  # fmt: skip
+        params = task_params(task_id, fence, vals, inc)
+        if owner is not None:
+            row = owner
+            tx.run_later(stmt, params, lambda: self._refusal(tx, task_id, via or target, fence))
+        else:
+            found = tx.rows(stmt, params)
+            if not found:
+                raise self._refusal(tx, task_id, via or target, fence)
+            row = found[0]
+        for ev in before:
+            tx.insert_later(EVENT, ev)
+        if via:
+            tx.insert_later(EVENT, event_row(task_id, via_actor or actor, f"task.{via}", now))
         tx.insert_later(EVENT, event_row(task_id, actor, kind or f"task.{target}", now, **(detail or {})))
         if card:
             card_update(tx, task_id, row.platform, row.conversation, now)
         return row
 
-    def _explain_refusal(self, tx: Tx, task_id: int, target: str, fence: str | None) -> NoReturn:
+    @staticmethod
+    def _refusal(tx: Tx, task_id: int, target: str, fence: str | None) -> Exception:
+        """Why a move of the task to `target` changed no row."""
         cur = tx.conn.execute(select(TASK.c.state, TASK.c.lease_holder).where(TASK.c.id == task_id)).first()
         if cur is None:
-            raise NotFound(f"no task {task_id}")
-        check_transition(task_id, cur.state, target)
+            return NotFound(f"no task {task_id}")
+        if not can_transition(cur.state, target):
+            return IllegalTransition(task_id, cur.state, target)
         if fence is not None and cur.lease_holder != fence:
-            raise LeaseLost(f"task {task_id} is no longer held by {fence}")
-        raise IllegalTransition(task_id, cur.state, target)  # pragma: no cover - raced
+            return LeaseLost(f"task {task_id} is no longer held by {fence}")
+        return IllegalTransition(task_id, cur.state, target)  # pragma: no cover - raced
 
     def fenced_task_update(
         self, tx: Tx, task_id: int, fence: str, states: Sequence[str], *,
         add: dict[str, Any] | None = None, **values: Any,
+    ) -> None:  # fmt: skip
+        """Update the task only while this worker holds it in one of `states`;
+        run (and checked: `LeaseLost`) at commit time, see `Tx.run_later`."""
+        inc = add or {}
+        stmt = task_update(tuple(states), fenced=True, target=None, set_keys=tuple(sorted(values)),
+                           add_keys=tuple(sorted(inc)), returning=False)  # fmt: skip
+        tx.run_later(stmt, task_params(task_id, fence, values, inc),
+                     lambda: LeaseLost(f"task {task_id} is no longer running under {fence}"))  # fmt: skip
+
+    def fenced_task_row(
+        self, tx: Tx, task_id: int, fence: str, states: Sequence[str], *,
+        add: dict[str, Any] | None = None, **values: Any,
     ) -> Any:  # fmt: skip
-        """Update the task only while this worker holds it in one of `states`."""
+        """`fenced_task_update` at once, returning the task's platform, conversation and requester."""
         inc = add or {}
         stmt = task_update(tuple(states), fenced=True, target=None, set_keys=tuple(sorted(values)),
                            add_keys=tuple(sorted(inc)))  # fmt: skip
-        row = tx.conn.execute(stmt, task_params(task_id, fence, values, inc)).first()
-        if row is None:
+        found = tx.rows(stmt, task_params(task_id, fence, values, inc))
+        if not found:
             raise LeaseLost(f"task {task_id} is no longer running under {fence}")
-        return row
+        return found[0]
 
     # -- plain chat output ------------------------------------------------------
 

@@ -9,8 +9,9 @@ from typing import Any
 
 from sqlalchemy import and_, insert, or_, select, update
 
-from tasks.db import Database, Tx
+from tasks.db import Database
 from tasks.models import ChatMessage
+from tasks.tx import Tx
 
 MESSAGE = ChatMessage.__table__  # type: ignore[attr-defined]
 

@@ -28,3 +28,13 @@ def test_ci_runs_the_readme_test_command() -> None:
     command = "python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]' && .venv/bin/pytest -n 2"
     assert command in readme and command in ci
     assert "bash .ci/run" in readme
+
+
+def test_readme_is_built_from_its_parts_and_the_settings() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_readme", ROOT / "docs" / "build_readme.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert (ROOT / "README.md").read_text() == module.build(), "run: python docs/build_readme.py"

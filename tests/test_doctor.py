@@ -14,6 +14,7 @@ from aiohttp import web
 
 from bot.config import Settings
 from bot.doctor import run_doctor
+from tests.fakes.loopback import serving
 from tests.fakes.slack_api import FakeSlack, fake_slack
 from tests.faults.fleet import base_env, free_port
 
@@ -30,13 +31,8 @@ async def models() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_get("/v1/models", listing)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}/v1"
-    await runner.cleanup()
+    async with serving(app) as base:
+        yield f"{base}/v1"
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from tasks.db import Database
 from tasks.llm import LLM, make_llm, retry_after_seconds
 from tasks.llm_planner import LLMPlanner, check_plan, make_planner
 from tasks.models import Task
-from tasks.plans import PlanError
+from tasks.plans import PlanError, PlanLater
 from tasks.policy import Policy, Rules
 from tasks.skillbook import builtin_registry
 from tests.conftest import Clock
@@ -138,14 +138,65 @@ async def test_exhausted_quota_fails_planning_without_retrying(fake_openai: Fake
     assert len(fake_openai.requests) == 1 and sleeps.waited == []
 
 
-async def test_rate_limit_waits_for_retry_after_then_plans(fake_openai: FakeOpenAI) -> None:
-    fake_openai.fault(429, code="rate_limit_exceeded", retry_after="7")
-    fake_openai.fault(500)
+async def test_a_short_outage_is_retried_within_the_turn(fake_openai: FakeOpenAI) -> None:
+    fake_openai.fault(429, code="rate_limit_exceeded", retry_after="3")
     fake_openai.plan([POST])
     sleeps = Sleeps()
     draft = await planner(fake_openai, sleeps).plan(task("x"), ["chat.post"], Rules())
     assert draft.plan["steps"][0]["key"] == "post"
-    assert sleeps.waited[0] == 7 and len(fake_openai.requests) == 3
+    assert sleeps.waited == [3] and len(fake_openai.requests) == 2
+
+
+async def test_a_long_outage_hands_the_task_back_instead_of_waiting_in_the_worker(fake_openai: FakeOpenAI) -> None:
+    fake_openai.fault(429, code="rate_limit_exceeded", retry_after="30")
+    sleeps = Sleeps()
+    with pytest.raises(PlanLater, match="unavailable") as caught:
+        await planner(fake_openai, sleeps).plan(task("x"), ["chat.post"], Rules())
+    assert caught.value.retry_after == 30 and sleeps.waited == [] and len(fake_openai.requests) == 1
+    fake_openai.fault(500)
+    fake_openai.fault(503)
+    with pytest.raises(PlanLater):
+        await planner(fake_openai, sleeps).plan(task("x"), ["chat.post"], Rules())
+    assert sleeps.waited == [2.0] and len(fake_openai.requests) == 3  # one retry in the turn, then handed back
+
+
+async def test_planning_waits_in_the_database_while_the_llm_is_down_and_resumes_when_it_answers(
+    db: Database, clock: Clock, fake_openai: FakeOpenAI
+) -> None:
+    h = Harness(db, clock, llm=llm_for(fake_openai))
+    first = await h.submit("wait a moment", key="a")  # no scripted reply: the fake answers 500
+    await h.drain()
+    t = await h.store.get_task(first)
+    assert t is not None and t.state == "planning" and t.lease_holder is None
+    assert t.run_after is not None and t.run_after > clock()
+    (retry,) = [e for e in await h.store.events(first) if e.kind == "plan.retry"]
+    assert "unavailable" in retry.detail["error"] and retry.detail["attempt"] == 1
+    await h.drain()  # not due yet: nothing is asked of the LLM
+    assert len(fake_openai.requests) == 2
+    # The LLM is back: a new task plans at once, and the waiting one is due now too.
+    for _ in range(2):
+        fake_openai.plan([{"key": "w", "skill": "wait", "args": {"seconds": 0}}])
+    second = await h.submit("wait again", key="b")
+    await h.drain()
+    assert [(await h.store.get_task(i)).state for i in (first, second)] == ["succeeded", "succeeded"]  # type: ignore[union-attr]
+
+
+async def test_planning_gives_up_with_the_reason_once_patience_runs_out(
+    db: Database, clock: Clock, fake_openai: FakeOpenAI
+) -> None:
+    h = Harness(db, clock, llm=llm_for(fake_openai))
+    task_id = await h.submit("anything")
+    tries, state = 0, "queued"
+    while state in ("queued", "planning") and tries < 200:
+        await h.drain()
+        tries += 1
+        clock.advance(11)  # past any backoff (at most 10 s)
+        t = await h.store.get_task(task_id)
+        assert t is not None
+        state = t.state
+    assert t.state == "failed"
+    assert "LLM is unavailable" in (t.error or "") and "gave up after" in (t.error or "")
+    assert 60 < tries < 100  # 15 minutes of tries, ~11 s apart
 
 
 def test_retry_after_reads_seconds_dates_and_milliseconds() -> None:

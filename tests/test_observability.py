@@ -9,6 +9,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -23,8 +24,12 @@ from bot.logs import JsonFormatter
 from bot.observability import HEADER, observe, request_id_from, task_context
 from bot.runtime import Runtime
 from bot.server import make_app
+from tasks.db import Database
 from tasks.models import Task
+from tasks.skills import Skill, StepContext, StepResult
 from tests.conftest import PG_ADMIN, Clock
+from tests.fakes.engine_harness import Harness
+from tests.fakes.slack_api import fake_slack, mention_event, signed_headers
 from tests.test_bot_flow import RecordingAdapter
 
 POLICY = """\
@@ -142,6 +147,31 @@ def test_request_id_from_the_caller_is_kept_only_when_it_is_a_plain_token() -> N
         assert len(got) == 32 and got != bad
 
 
+@pytest.mark.postgres
+async def test_slack_events_get_503_while_the_database_is_down_and_make_one_task_when_sent_again(
+    pg_url: str, clock: Clock
+) -> None:
+    async with fake_slack() as slack:
+        settings = Settings(DATABASE_URL=pg_url, SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET="shh",
+                            SLACK_API_URL=slack.base_url)  # fmt: skip
+        runtime = Runtime(settings, clock=clock)
+        name = pg_url.rsplit("/", 1)[1]
+        body = json.dumps(mention_event("run noop", event_id="EvDown"))
+        try:
+            async with TestClient(TestServer(make_app(runtime, console=False))) as c:
+                _refuse_connections(name, True)
+                down = await c.post("/slack/events", data=body, headers=signed_headers(body, "shh"))
+                assert down.status == 503 and down.headers["Retry-After"] == "1"
+                _refuse_connections(name, False)
+                again = await c.post("/slack/events", data=body, headers=signed_headers(body, "shh"))  # Slack's retry
+                assert again.status == 200
+            tasks = await runtime.store.list_tasks()
+            assert [t.dedupe_key for t in tasks] == ["EvDown"]
+        finally:
+            _refuse_connections(name, False)
+            runtime.close()
+
+
 class Lines:
     """JSON log lines, as an operator's collector would get them."""
 
@@ -185,17 +215,29 @@ async def test_every_request_gets_an_id_on_its_answer_and_its_log_lines(rt: Runt
     assert any(r.get("request_id") == fresh.headers[HEADER] for r in lines.records())
 
 
-async def test_log_lines_of_a_turn_carry_its_task_id() -> None:
+class Chatty(Skill):
+    """Logs from inside a step, as a skill's library would."""
+
+    name = "test.chatty"
+
+    async def run(self, ctx: StepContext, args: dict[str, Any]) -> StepResult:
+        await asyncio.sleep(0)  # let the sibling step start: the two run concurrently
+        logging.getLogger("some.library").warning("step %s says hello", ctx.step_key)
+        return StepResult(output={})
+
+
+async def test_log_lines_of_a_turn_and_of_its_concurrent_steps_carry_its_task_id(db: Database, clock: Clock) -> None:
     observe(web.Application())
-    log = logging.getLogger("tasks.engine")
-
-    async def turn() -> None:
-        log.warning("inside the turn")
-
+    h = Harness(db, clock, extra=[Chatty()])
+    steps = [{"key": k, "skill": "test.chatty"} for k in ("a", "b")]
+    first = await h.submit("one", steps=steps, key="k1")
+    second = await h.submit("two", steps=steps, key="k2")
     with Lines() as lines:
-        await asyncio.create_task(turn(), name="task-42")
+        await h.drain()
         with task_context(7):
-            log.warning("bound by hand")
-        log.warning("outside")
+            logging.getLogger("x").warning("bound by hand")
+        logging.getLogger("x").warning("outside")
     got = {r["msg"]: r.get("task_id") for r in lines.records()}
-    assert got == {"inside the turn": 42, "bound by hand": 7, "outside": None}
+    by_task = sorted((r["msg"], r.get("task_id")) for r in lines.records() if str(r["msg"]).startswith("step"))
+    assert by_task == sorted((f"step {k} says hello", t) for k in ("a", "b") for t in (first, second))
+    assert got["bound by hand"] == 7 and got["outside"] is None

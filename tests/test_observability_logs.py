@@ -11,7 +11,6 @@ import aiohttp
 import pytest
 
 from tests.fakes.slack_api import fake_slack, mention_event, signed_headers
-from tests.faults.crash import Progress
 from tests.faults.fleet import Fleet, base_env, free_port, wait_http
 from tests.faults.scaleout import PING, effect_posts, until
 
@@ -43,15 +42,14 @@ async def test_serve_logs_json_lines_without_secrets(pg_url: str, tmp_path: Path
         fleet.procs["web"].kill()  # the same, but with its worker: `cowork serve`
         fleet.procs["web"].wait()
         fleet._spawn("web", ["serve"], {**env, "PORT": str(fleet.ports["web"])})
-        progress = Progress(pg_url)
         try:
             await wait_http(f"{base}/healthz?ready=1", 60)
             await _work_and_refusals(base)
             await until(lambda: effect_posts(slack) == {1: 1}, 30)
-            await progress.until_done(30)  # the free-text task fails: its LLM is not there
+            # The free-text task's LLM is not there: planning is put off, with a warning.
+            await until(lambda: "planning again" in (tmp_path / "web.log").read_text(), 30)
         finally:
             fleet.stop()
-            progress.close()
     lines = (tmp_path / "web.log").read_text().splitlines()
     banner = [line for line in lines if line.startswith("Cowork is running on")]  # stdout
     records = [json.loads(line) for line in lines if line not in banner]

@@ -16,6 +16,7 @@ from tasks.skills import SkillError, StepContext
 from tasks.web_skills import HttpFetch, WebhookCall, check_url, is_public_address
 from tests.conftest import Clock
 from tests.fakes.engine_harness import Harness
+from tests.fakes.loopback import serving
 
 OPEN = Policy(http_allow_private=True, http_max_bytes=1000)
 
@@ -49,13 +50,8 @@ async def site() -> AsyncIterator[Site]:
     for path, handler in [("/page", s.page), ("/big", s.big), ("/hop", s.hop), ("/busy", s.busy)]:
         app.router.add_get(path, handler)
     app.router.add_post("/hook", s.hook)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    tcp = web.TCPSite(runner, "127.0.0.1", 0)
-    await tcp.start()
-    s.url = f"http://127.0.0.1:{tcp._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    yield s
-    await runner.cleanup()
+    async with serving(app) as s.url:
+        yield s
 
 
 def ctx(key: str = "task-1-a") -> StepContext:

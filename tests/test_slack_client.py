@@ -147,3 +147,19 @@ async def test_history_reads_the_thread_without_the_bots_own_cards(adapter: Slac
     got = await adapter.history(thread, 10)
     assert [m["text"] for m in got] == ["first question", "second question"]
     assert [m["text"] for m in await adapter.history(thread, 1)] == ["second question"]
+
+
+async def test_where_the_bot_is_not_a_member_a_command_is_answered_through_its_response_url(
+    adapter: SlackAdapter, slack: FakeSlack
+) -> None:
+    private = ConversationRef("slack", "T1", "GPRIVATE", extra={"response_url": slack.response_url("c9")})
+    slack.fail("chat.postMessage", "not_in_channel")
+    ref = await adapter.post(private, Card(title="Task #3: run noop"), key="k1")
+    assert ref.channel == "GPRIVATE" and slack.responses[-1]["replace_original"] is False
+    await adapter.update(private, ref, Card(title="Task #3: done"))  # the same answer, replaced
+    replaced = slack.responses[1:]
+    assert [(r["replace_original"], r["text"].startswith("Task #3: done")) for r in replaced] == [(True, True)]
+    slack.fail("chat.postMessage", "not_in_channel")
+    with pytest.raises(DeliveryError) as refused:  # no response_url: nowhere to answer
+        await adapter.post(ConversationRef("slack", "T1", "GPRIVATE"), Card(title="x"), key="k2")
+    assert refused.value.permanent and "not_in_channel" in refused.value.reason

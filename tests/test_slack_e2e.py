@@ -189,6 +189,20 @@ async def test_slash_command_status_replies_in_the_channel(bot: Bot) -> None:
     assert [m["text"].split(" · ")[0] for m in top_level] == ["Task #1: run announce"]
 
 
+async def test_a_command_in_a_private_channel_without_the_bot_is_answered_privately(bot: Bot) -> None:
+    form = {
+        "command": "/cowork", "text": "help", "team_id": "T1", "channel_id": "GPRIVATE", "user_id": "U1",
+        "user_name": "al", "trigger_id": "trig.2", "response_url": bot.slack.response_url("c2"),
+    }  # fmt: skip
+    bot.slack.fail("chat.postMessage", "not_in_channel")  # the bot is not a member of GPRIVATE
+    assert await bot.post(urlencode(form), "application/x-www-form-urlencoded") == 200
+    await bot.settle()
+    (answer,) = bot.slack.responses
+    assert answer["hook"] == "c2" and answer["response_type"] == "ephemeral"
+    assert "help" in answer["text"].lower() and answer["blocks"] and answer["replace_original"] is False
+    assert "GPRIVATE" not in bot.slack.messages  # nothing in the channel itself
+
+
 async def test_events_are_taken_while_slacks_web_api_is_unreachable(sqlite_url: str, clock: Clock) -> None:
     settings = Settings(
         DATABASE_URL=sqlite_url,

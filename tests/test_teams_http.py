@@ -23,6 +23,7 @@ from tests.fakes.bot_connector import (
     running_connector,
     teams_activity,
 )
+from tests.fakes.loopback import serving
 from tests.test_teams_turns import RecordingBot
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "shared" / "schemas"
@@ -63,14 +64,8 @@ async def stack() -> AsyncIterator[Stack]:
         endpoint = TeamsEndpoint(auth, TeamsBot(recorder.handle_message, recorder.handle_click, adapter))
         app = web.Application()
         app.router.add_post("/api/messages", endpoint.handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        url = f"http://127.0.0.1:{runner.addresses[0][1]}/api/messages"
-        async with ClientSession() as http:
-            yield Stack(connector, recorder, adapter, url, http)
-        await runner.cleanup()
+        async with serving(app) as base, ClientSession() as http:
+            yield Stack(connector, recorder, adapter, f"{base}/api/messages", http)
 
 
 async def test_without_an_app_id_a_mention_works_over_plain_http(stack: Stack):
@@ -227,3 +222,13 @@ async def test_connector_clients_are_reused_across_turns_without_hidden_retries(
     again = await auth.create_connector_factory(claims).create(stack.connector.service_url, None)
     assert first is again
     assert first.config.retry_policy.retries == 0
+
+
+async def test_while_the_bot_is_unavailable_the_activity_gets_503_and_is_taken_when_sent_again(stack: Stack):
+    stack.recorder.unavailable = True
+    activity = teams_activity(stack.connector.service_url, id="44", text="x")
+    status, body = await stack.send(activity)
+    assert status == 503 and "again" in body["error"] and stack.recorder.messages == []
+    stack.recorder.unavailable = False
+    status, _ = await stack.send(activity)  # the Bot Connector's retry
+    assert status == 200 and [m.event_id for m in stack.recorder.messages] == ["44"]

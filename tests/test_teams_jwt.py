@@ -21,6 +21,7 @@ from jwt.algorithms import RSAAlgorithm
 
 from adapters.teams import TeamsBot, TeamsCredentials, TeamsEndpoint, authentication
 from tests.fakes.bot_connector import teams_activity
+from tests.fakes.loopback import serving
 from tests.test_teams_turns import RecordingBot
 
 APP_ID = "00000000-0000-0000-0000-00000000a99"
@@ -92,13 +93,8 @@ async def secured(metadata_url: str) -> AsyncIterator[Secured]:
     endpoint = TeamsEndpoint(auth, TeamsBot(recorder.handle_message, recorder.handle_click))
     app = web.Application()
     app.router.add_post("/api/messages", endpoint.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    async with ClientSession() as http:
-        yield Secured(f"http://127.0.0.1:{runner.addresses[0][1]}/api/messages", http, recorder)
-    await runner.cleanup()
+    async with serving(app) as base, ClientSession() as http:
+        yield Secured(f"{base}/api/messages", http, recorder)
 
 
 async def test_a_token_signed_by_the_channel_is_accepted(secured: Secured):

@@ -9,7 +9,7 @@ from botbuilder.core import InvokeResponse
 from botbuilder.core.adapters import TestAdapter
 from botbuilder.schema import Activity, ActivityTypes
 
-from adapters.chat import Card, Click, ClickResult, Handled, Inbound
+from adapters.chat import Card, Click, ClickResult, Handled, Inbound, Unavailable
 from adapters.teams.endpoint import TeamsBot
 from tests.fakes.bot_connector import BOT_ID, execute_invoke, submit_message, teams_activity
 
@@ -23,8 +23,11 @@ class RecordingBot:
     messages: list[Inbound] = field(default_factory=list)
     clicks: list[Click] = field(default_factory=list)
     click_result: ClickResult = ClickResult(True, "Approved", Card(title="Approved by Alice"))
+    unavailable: bool = False  # as the bot is while its database is down
 
     async def handle_message(self, message: Inbound) -> Handled:
+        if self.unavailable:
+            raise Unavailable("the database is unavailable")
         self.messages.append(message)
         return Handled("task", task_id=len(self.messages))
 

@@ -11,16 +11,19 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from adapters.chat import Card, ConversationRef, DeliveryError, MessageRef
+from adapters.pacing import SlidingLimits
 from adapters.slack.blocks import fallback, render
-from adapters.slack.ratelimit import Buckets, post_buckets, update_buckets
+from adapters.slack.ratelimit import Buckets, Limits
 
 METADATA_EVENT = "cowork_outbox"
 PERMANENT_ERRORS = frozenset(
@@ -43,7 +46,10 @@ PERMANENT_ERRORS = frozenset(
         "invalid_metadata_schema",
     }
 )
+NOT_A_MEMBER = frozenset({"not_in_channel", "channel_not_found"})
+RESPONSE_URL = "response_url"  # the MessageRef id of an answer posted through a command's response_url
 HISTORY_PAGES = 5
+Windows = list[tuple[SlidingLimits, str]]  # the windows a call counts against, with its key in each
 
 
 def delivery_error(e: SlackApiError) -> DeliveryError:
@@ -80,23 +86,52 @@ class SlackAdapter:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         max_wait: float = 2.0,
+        edit_wait: float = 0.0,
     ):
         self.client = client
         self.clock = clock
         self.sleep = sleep
         self.max_wait = max_wait
-        self.posts: Buckets = post_buckets()
-        self.updates: Buckets = update_buckets()
+        # An edit that must wait goes back to the outbox at once: its card keeps
+        # its place there, while waiting here would hold up the channel's posts
+        # (and the delivery round, every other conversation with them). The
+        # price, when a workspace wants more edits than Tier 3 allows: an edit
+        # handed back returns behind newer changes of other cards, so a card that
+        # stopped changing may wait longer than its turn (see the soak figures).
+        self.edit_wait = edit_wait
+        self.limits = Limits()
 
-    async def _pace(self, buckets: Buckets, key: str) -> None:
-        """Wait for a token when it is due soon; else hand the wait to the
-        delivery loop (Retry-After) rather than hold it up."""
+    def _too_long(self, key: str, wait: float, limit: float) -> None:
+        """Hand a long wait to the delivery loop (Retry-After) rather than hold it up."""
+        if wait > limit:
+            raise DeliveryError(f"slack: local rate limit for {key}", retry_after=wait)
+
+    async def _take(self, buckets: Buckets, key: str, limit: float) -> None:
+        """Wait for a token of the burst bucket when it is due soon."""
         wait = buckets.take(key, self.clock())
         while wait > 0:
-            if wait > self.max_wait:
-                raise DeliveryError(f"slack: local rate limit for {key}", retry_after=wait)
+            self._too_long(key, wait, limit)
             await self.sleep(wait)
             wait = buckets.take(key, self.clock())
+
+    async def _paced(self, call: Callable[[], Awaitable[AsyncSlackResponse]], windows: Windows,
+                     limit: float | None = None) -> AsyncSlackResponse:  # fmt: skip
+        """Make the call once every window has room for it (waiting when that is
+        soon), counting it in each from the time its answer came back."""
+        now = self.clock()
+        wait = max((limits.wait(key, now) for limits, key in windows), default=0.0)
+        self._too_long(windows[0][1] if windows else "", wait, self.max_wait if limit is None else limit)
+        at = now + wait
+        for limits, key in windows:
+            limits.book(key, at)
+        if wait > 0:
+            await self.sleep(wait)
+        try:
+            return await self._call(call())
+        finally:
+            done = self.clock()
+            for limits, key in windows:
+                limits.done(key, at, done)
 
     async def _call(self, call: Awaitable[AsyncSlackResponse]) -> AsyncSlackResponse:
         try:
@@ -107,9 +142,38 @@ class SlackAdapter:
             raise DeliveryError(f"slack: connection failed: {e!r}") from e
 
     async def post(self, conversation: ConversationRef, card: Card, *, key: str) -> MessageRef:
-        await self._pace(self.posts, f"{conversation.tenant}/{conversation.channel}")
-        resp = await self._call(
-            self.client.chat_postMessage(
+        try:
+            return await self._post(conversation, card, key=key)
+        except DeliveryError as e:
+            url = conversation.extra.get("response_url")
+            if not (url and e.reason.removeprefix("slack: ") in NOT_A_MEMBER):
+                raise
+        # A /cowork command in a conversation the bot is not in (a private channel, a DM
+        # between others): answer the person privately through the command's response_url.
+        await self._respond(str(url), card, replace=False)
+        return MessageRef(id=RESPONSE_URL, channel=conversation.channel)
+
+    async def _respond(self, url: str, card: Card, *, replace: bool) -> None:
+        """Post (or replace) the ephemeral answer to a slash command: at most five
+        times within 30 minutes, Slack's limit for one response_url."""
+        try:
+            resp = await AsyncWebhookClient(url, timeout=10).send(
+                text=fallback(card), blocks=render(card), response_type="ephemeral", replace_original=replace
+            )
+        except (aiohttp.ClientError, TimeoutError, ConnectionError) as e:
+            raise DeliveryError(f"slack: response_url failed: {e!r}") from e
+        if resp.status_code == 429:
+            raise DeliveryError("slack: ratelimited", retry_after=float(resp.headers.get("Retry-After", 1) or 1))
+        if resp.status_code >= 500:
+            raise DeliveryError(f"slack: response_url answered {resp.status_code}")
+        if resp.status_code != 200:
+            raise DeliveryError(f"slack: response_url refused: {resp.body[:200]}", permanent=True)
+
+    async def _post(self, conversation: ConversationRef, card: Card, *, key: str) -> MessageRef:
+        channel = f"{conversation.tenant}/{conversation.channel}"
+        await self._take(self.limits.posts, channel, self.max_wait)
+        resp = await self._paced(
+            lambda: self.client.chat_postMessage(
                 channel=conversation.channel,
                 thread_ts=conversation.thread,
                 text=fallback(card),
@@ -117,40 +181,50 @@ class SlackAdapter:
                 unfurl_links=False,
                 unfurl_media=False,
                 metadata={"event_type": METADATA_EVENT, "event_payload": {"outbox_key": key}},
-            )
+            ),
+            self._post_windows(conversation.tenant, conversation.channel),
         )
         return MessageRef(id=str(resp["ts"]), channel=str(resp.get("channel") or conversation.channel))
 
     async def update(self, conversation: ConversationRef, message: MessageRef, card: Card) -> MessageRef:
-        await self._pace(self.updates, conversation.tenant)
+        if message.id == RESPONSE_URL:
+            url = conversation.extra.get("response_url")
+            if not url:
+                raise DeliveryError("slack: the command's response_url is not known", permanent=True)
+            await self._respond(str(url), card, replace=True)
+            return message
+        await self._take(self.limits.updates, conversation.tenant, self.edit_wait)
         channel = message.channel or conversation.channel
-        resp = await self._call(
-            self.client.chat_update(
-                channel=channel,
-                ts=message.id,
-                text=fallback(card),
-                blocks=render(card),
-            )
+        resp = await self._paced(
+            lambda: self.client.chat_update(channel=channel, ts=message.id, text=fallback(card), blocks=render(card)),
+            [(self.limits.workspace_updates, conversation.tenant)],
+            self.edit_wait,
         )
         return MessageRef(id=str(resp.get("ts") or message.id), channel=str(resp.get("channel") or channel))
 
     async def notify(self, conversation: ConversationRef, user: str, text: str) -> None:
         if not conversation.channel:  # e.g. a click on the App Home: no channel to whisper in
-            await self._call(self.client.chat_postMessage(channel=user, text=text))
+            await self._paced(lambda: self.client.chat_postMessage(channel=user, text=text),
+                              self._post_windows(conversation.tenant, user))  # fmt: skip
             return
-        await self._call(
-            self.client.chat_postEphemeral(
+        await self._paced(
+            lambda: self.client.chat_postEphemeral(
                 channel=conversation.channel,
                 user=user,
                 text=text,
                 thread_ts=conversation.thread,
-            )
+            ),
+            [(self.limits.ephemeral, conversation.tenant)],
         )
+
+    def _post_windows(self, tenant: str, channel: str) -> Windows:
+        return [(self.limits.channel_posts, f"{tenant}/{channel}"), (self.limits.workspace_posts, tenant)]
 
     async def find(self, conversation: ConversationRef, key: str) -> MessageRef | None:
         cursor: str | None = None
         for _ in range(HISTORY_PAGES):
-            resp = await self._call(self._history(conversation, cursor))
+            resp = await self._paced(partial(self._history, conversation, cursor),
+                                     [(self.limits.reads, conversation.tenant)])  # fmt: skip
             for message in resp.get("messages") or []:
                 if outbox_key(message) == key:
                     return MessageRef(id=str(message["ts"]), channel=conversation.channel)

@@ -11,9 +11,11 @@ the dedupe key instead of making a second one.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 from aiohttp import web
@@ -25,7 +27,7 @@ from slack_bolt.error import BoltError
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
-from adapters.chat import Click, ClickResult, Handled, Inbound
+from adapters.chat import Click, ClickResult, Handled, Inbound, Unavailable
 from adapters.slack.client import SlackAdapter
 from adapters.slack.home import HomeSource, render_home
 from adapters.slack.inbound import PLATFORM, command_to_inbound, to_click, to_inbound
@@ -57,20 +59,23 @@ class Listeners:
     async def message(self, body: dict[str, Any], context: Mapping[str, Any]) -> None:
         inbound = to_inbound(body, str(context.get("bot_user_id") or ""))
         if inbound is not None:
-            await self.on_message(inbound)
+            async with _unless_unavailable():
+                await self.on_message(inbound)
 
     async def command(self, ack: Any, body: dict[str, Any]) -> None:
         inbound = command_to_inbound(body)
         if inbound is None:
             await ack(text="Sorry, I could not read that command.", response_type="ephemeral")
             return
-        await self.on_message(inbound)
+        async with _unless_unavailable():
+            await self.on_message(inbound)
         await ack()  # the answer is posted from the outbox, like every reply
 
     async def decision(self, ack: Any, body: dict[str, Any]) -> None:
         click = to_click(body, DECISIONS)
         if click is not None:
-            await self.on_click(click)
+            async with _unless_unavailable():
+                await self.on_click(click)
         await ack()
 
     async def ack_only(self, ack: Any) -> None:
@@ -132,7 +137,7 @@ def build_app(
         signing_secret=signing_secret,
         authorize=authorize or cached_authorize(adapter.client),
         process_before_response=True,
-        name="cowork",
+        name="slack_bolt.cowork",  # bolt sets the level of the logger named so; not ours ("cowork")
     )
     ls = Listeners(adapter, on_message, on_click, home)
     app.event("app_mention")(ls.message)
@@ -143,6 +148,22 @@ def build_app(
     app.action(re.compile(r".*"))(ls.ack_only)  # the task-page link, unknown actions
     app.event(re.compile(r".*"))(ls.ack_only)  # events we do not use: ack, never 404
     return app
+
+
+# Set per request by `SlackEndpoint.handle`: whether the bot said it was unavailable
+# (bolt turns a listener's exception into a 500; Slack should hear 503 and retry).
+_UNAVAILABLE: ContextVar[list[str] | None] = ContextVar("cowork_slack_unavailable", default=None)
+
+
+@contextlib.asynccontextmanager
+async def _unless_unavailable() -> AsyncIterator[None]:
+    try:
+        yield
+    except Unavailable as e:
+        seen = _UNAVAILABLE.get()
+        if seen is not None:
+            seen.append(str(e))
+        raise
 
 
 class SlackEndpoint:
@@ -173,7 +194,16 @@ class SlackEndpoint:
             return web.json_response({"error": "malformed payload"}, status=400)
         if not isinstance(bolt_req.body, dict):
             return web.json_response({"error": "malformed payload"}, status=400)
-        return await to_aiohttp_response(await self.app.async_dispatch(bolt_req))
+        unavailable: list[str] = []
+        token = _UNAVAILABLE.set(unavailable)
+        try:
+            response = await self.app.async_dispatch(bolt_req)
+        finally:
+            _UNAVAILABLE.reset(token)
+        if unavailable:
+            log.warning("answered 503, Slack will send it again: %s", unavailable[0])
+            return web.json_response({"error": "unavailable; send it again"}, status=503, headers={"Retry-After": "1"})
+        return await to_aiohttp_response(response)
 
 
 def socket_mode(app: AsyncApp, app_token: str) -> AsyncSocketModeHandler:

@@ -97,9 +97,16 @@ def command_to_inbound(body: Mapping[str, Any]) -> Inbound | None:
         user=user,
         user_name=_str(body.get("user_name")),
         text=plain_text(_str(body.get("text"))),
-        conversation=ConversationRef(PLATFORM, team, channel, None),
+        conversation=ConversationRef(PLATFORM, team, channel, None, extra=_answer_url(body)),
         direct=channel.startswith("D") or body.get("channel_name") == "directmessage",
     )
+
+
+def _answer_url(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The command's response_url, for answering where the bot cannot post (a private
+    channel it is not in). The request is signed, so the URL is Slack's."""
+    url = _str(body.get("response_url"))
+    return {"response_url": url} if url.startswith(("https://", "http://")) else {}
 
 
 def _value(action: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -1,13 +1,29 @@
-"""Token buckets for Slack's Web API rate limits, pure: time is passed in.
+"""Slack's Web API rate limits, kept by the bot; pure: time is passed in.
 
 chat.postMessage allows about one message a second per channel (short bursts
-tolerated); chat.update is a Tier 3 method, about 50 a minute per workspace.
-Keeping under them ourselves spares the round trip that ends in a 429.
+tolerated) under a workspace-wide cap; chat.update and conversations.* are
+Tier 3 methods, about 50 a minute per workspace; chat.postEphemeral is Tier 4,
+about 100 a minute. Keeping under them ourselves spares the round trip that
+ends in a 429.
+
+A token bucket shapes the short bursts; it alone would let a full bucket plus
+a minute's refill through in one minute, so the per-minute figures are also
+kept as sliding windows (adapters/pacing.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from adapters.pacing import Rules, SlidingLimits
+
+POST_CHANNEL: Rules = ((60, 60.0),)
+# Slack publishes no figure for the workspace-wide cap on posts; this is far
+# above what one channel may take and keeps many busy channels apart from it.
+POST_WORKSPACE: Rules = ((300, 60.0),)
+TIER3: Rules = ((50, 60.0),)
+TIER4: Rules = ((100, 60.0),)
+EPSILON = 1e-9
 
 
 @dataclass
@@ -27,8 +43,8 @@ class TokenBucket:
         if self.stamp is not None:
             self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
+        if self.tokens >= 1.0 - EPSILON:  # a refill a rounding error short is a whole token
+            self.tokens = max(0.0, self.tokens - 1.0)
             return 0.0
         return (1.0 - self.tokens) / self.rate
 
@@ -54,3 +70,16 @@ def post_buckets() -> Buckets:
 
 def update_buckets() -> Buckets:
     return Buckets(rate=50 / 60, capacity=10.0)
+
+
+@dataclass
+class Limits:
+    """Every Slack limit the bot keeps to: buckets for bursts, windows per minute."""
+
+    posts: Buckets = field(default_factory=post_buckets)
+    updates: Buckets = field(default_factory=update_buckets)
+    channel_posts: SlidingLimits = field(default_factory=lambda: SlidingLimits(POST_CHANNEL))
+    workspace_posts: SlidingLimits = field(default_factory=lambda: SlidingLimits(POST_WORKSPACE))
+    workspace_updates: SlidingLimits = field(default_factory=lambda: SlidingLimits(TIER3))
+    reads: SlidingLimits = field(default_factory=lambda: SlidingLimits(TIER3))
+    ephemeral: SlidingLimits = field(default_factory=lambda: SlidingLimits(TIER4))

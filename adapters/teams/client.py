@@ -3,7 +3,7 @@ REST API at the conversation's stored serviceUrl.
 
 Posts and updates are Adaptive Cards 1.5; `notify` is a reply in the
 conversation that @mentions the person (docs/teams.md says why not a 1:1
-chat). Every send first passes the conversation's rate-limit buckets.
+chat). Every send first passes the conversation's rate-limit windows.
 """
 
 from __future__ import annotations
@@ -103,7 +103,8 @@ class TeamsAdapter:
         service_url = conversation.extra.get("service_url")
         if not service_url:
             raise DeliveryError("no Teams serviceUrl stored for this conversation", permanent=True)
-        wait = self._limits.reserve(target, self.clock(), self._max_wait)
+        now = self.clock()
+        wait = self._limits.reserve(target, now, self._max_wait)
         if wait > self._max_wait:
             raise DeliveryError("Teams rate limit for this conversation", retry_after=wait)
         if wait > 0:
@@ -115,6 +116,8 @@ class TeamsAdapter:
             raise _http_error(error, self.wall()) from error
         except (ClientRequestError, OSError) as error:
             raise DeliveryError(f"cannot reach the Bot Connector: {error}") from error
+        finally:
+            self._limits.done(target, now + wait, self.clock())
 
     async def _connector(self, service_url: str) -> ConnectorClient:
         connector = self._connectors.get(service_url)

@@ -20,7 +20,7 @@ from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import Activity, ActivityTypes
 from botframework.connector.auth import BotFrameworkAuthentication
 
-from adapters.chat import Click, ClickResult, Handled, Inbound
+from adapters.chat import Click, ClickResult, Handled, Inbound, Unavailable
 from adapters.teams import cards
 from adapters.teams.auth import AuthUnavailable, Unauthorized, authenticate
 from adapters.teams.client import TeamsAdapter
@@ -130,7 +130,11 @@ class TeamsEndpoint:
         except AuthUnavailable as error:
             log.warning("%s", error)
             return _problem(HTTPStatus.SERVICE_UNAVAILABLE, "cannot check the token now")
-        response = await self._cloud.process_activity(checked, activity, self._bot.on_turn)
+        try:
+            response = await self._cloud.process_activity(checked, activity, self._bot.on_turn)
+        except Unavailable as error:
+            log.warning("answered 503, the Bot Connector will send it again: %s", error)
+            return _problem(HTTPStatus.SERVICE_UNAVAILABLE, "cannot take messages right now; send it again")
         if response is None:
             return web.Response(status=HTTPStatus.OK)
         return web.json_response(response.body, status=int(response.status))

@@ -5,12 +5,16 @@ Retry-After, ...). Activities sent to the bot carry its URL as serviceUrl."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.loopback import serving
+from tests.fakes.rate_limits import Limiter
 
 
 @dataclass
@@ -20,6 +24,7 @@ class Sent:
     activity: dict[str, Any]
     activity_id: str | None = None
     authorization: str = ""
+    at: float = 0.0  # wall clock when it arrived
 
 
 @dataclass
@@ -33,6 +38,8 @@ class FakeBotConnector:
     sent: list[Sent] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     service_url: str = ""
+    limits: Limiter | None = None  # opt in: answer 429 past the published Teams limits
+    throttled: list[tuple[float, str]] = field(default_factory=list)  # (when, method) of each 429 sent
     _ids: int = 0
 
     def fail_next(self, status: int, retry_after: str | None = None) -> None:
@@ -59,6 +66,12 @@ class FakeBotConnector:
             headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
             error = {"error": {"code": "Fault", "message": f"injected {fault.status}"}}
             return web.json_response(error, status=fault.status, headers=headers)
+        if self.limits is not None:
+            retry_after = self.limits.check("send", request.match_info, time.monotonic())
+            if retry_after:
+                self.throttled.append((time.time(), method))
+                error = {"error": {"code": "TooManyRequests", "message": "rate limited"}}
+                return web.json_response(error, status=429, headers={"Retry-After": str(int(retry_after))})
         activity = await request.json()
         activity_id = request.match_info.get("activity")
         self.sent.append(
@@ -68,6 +81,7 @@ class FakeBotConnector:
                 activity=activity,
                 activity_id=activity_id,
                 authorization=request.headers.get("Authorization", ""),
+                at=time.time(),
             )
         )
         if method == "update":
@@ -96,16 +110,9 @@ class FakeBotConnector:
 @asynccontextmanager
 async def running_connector() -> AsyncIterator[FakeBotConnector]:
     fake = FakeBotConnector()
-    runner = web.AppRunner(fake.app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    fake.service_url = f"http://127.0.0.1:{port}/"
-    try:
+    async with serving(fake.app()) as base:
+        fake.service_url = f"{base}/"
         yield fake
-    finally:
-        await runner.cleanup()
 
 
 # -- activities as Teams sends them to the bot ---------------------------------

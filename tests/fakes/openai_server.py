@@ -6,6 +6,7 @@ and check what it sent."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -67,6 +68,9 @@ class FakeOpenAI:
         self.responder: Callable[[dict[str, Any]], Reply] | None = None
         self._runner: web.AppRunner | None = None
         self.base_url = ""
+        self._stall: Callable[[dict[str, Any]], bool] | None = None
+        self._resumed = asyncio.Event()
+        self.stalled = 0  # requests that were held without an answer
 
     # -- scripting ------------------------------------------------------------
 
@@ -89,11 +93,24 @@ class FakeOpenAI:
         error = {"message": f"fake error {status}", "type": code or "server_error", "code": code}
         self.script.append(Reply(status=status, body={"error": error}, headers=headers))
 
+    def stall(self, which: Callable[[dict[str, Any]], bool] = lambda body: True) -> None:
+        """Requests for which `which(body)` holds are accepted and not answered
+        until `resume()` (by then the client has usually given up: a timeout)."""
+        self._resumed.clear()
+        self._stall = which
+
+    def resume(self) -> None:
+        self._stall = None
+        self._resumed.set()
+
     # -- server ---------------------------------------------------------------
 
     async def _completions(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.requests.append(body)
+        if self._stall is not None and self._stall(body):
+            self.stalled += 1
+            await self._resumed.wait()
         if self.script:
             reply = self.script.popleft()
         elif self.responder is not None:
@@ -114,6 +131,7 @@ class FakeOpenAI:
         return self.base_url
 
     async def close(self) -> None:
+        self.resume()  # held requests answer, so the server can shut down at once
         if self._runner is not None:
             await self._runner.cleanup()
 

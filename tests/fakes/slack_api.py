@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -14,6 +15,9 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
+
+from tests.fakes.loopback import serving
+from tests.fakes.rate_limits import Limiter
 
 BOT_USER = "UBOT"
 BOT_ID = "BBOT"
@@ -25,6 +29,8 @@ class Call:
     method: str
     args: dict[str, Any]
     token: str
+    at: float = 0.0  # wall clock when it arrived
+    status: int = 200  # 429 when the rate limits refused it
 
 
 @dataclass
@@ -43,7 +49,9 @@ class FakeSlack:
     _ts: int = 0
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
     sockets: list[web.WebSocketResponse] = field(default_factory=list)
+    responses: list[dict[str, Any]] = field(default_factory=list)  # what came to a command's response_url
     frames: list[dict[str, Any]] = field(default_factory=list)  # what Socket Mode clients sent
+    limits: Limiter | None = None  # opt in: answer 429 past Slack's published limits
 
     # -- what the tests use --------------------------------------------------
 
@@ -80,12 +88,29 @@ class FakeSlack:
             args.update(parse_qsl(raw, keep_blank_values=True))
         return args
 
+    def response_url(self, command: str) -> str:
+        """A slash command's response_url on this fake (see `hook`)."""
+        return f"{self.base_url.removesuffix('/api/')}/hooks/{command}"
+
+    async def hook(self, request: web.Request) -> web.Response:
+        """A command's response_url: takes the ephemeral answers, like Slack's hooks."""
+        self.responses.append({"hook": request.match_info["command"], **(await request.json())})
+        self._arrived.set()
+        return web.Response(text="ok")
+
     async def api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         args = await self._args(request)
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
-        self.calls.append(Call(method, args, token))
+        call = Call(method, args, token, at=time.time())
+        self.calls.append(call)
         self._arrived.set()
+        if self.limits is not None:
+            retry_after = self.limits.check(method, args, time.monotonic())
+            if retry_after:
+                call.status = 429
+                body = {"ok": False, "error": "ratelimited"}
+                return web.json_response(body, status=429, headers={"Retry-After": str(int(retry_after))})
         queued = self.faults.get(method)
         if queued:
             f = queued.pop(0)
@@ -177,26 +202,20 @@ async def fake_slack() -> AsyncIterator[FakeSlack]:
     app = web.Application()
     app.router.add_get("/api/socket", fake.socket)
     app.router.add_route("*", "/api/{method}", fake.api)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    fake.base_url = f"http://127.0.0.1:{port}/api/"
-    try:
-        yield fake
-    finally:
-        for ws in fake.sockets:
-            await ws.close()
-        await runner.cleanup()
+    app.router.add_post("/hooks/{command}", fake.hook)
+    async with serving(app) as base:
+        fake.base_url = f"{base}/api/"
+        try:
+            yield fake
+        finally:
+            for ws in fake.sockets:
+                await ws.close()
 
 
 def signed_headers(
     body: str, secret: str, *, timestamp: int | None = None, content_type: str = "application/json"
 ) -> dict[str, str]:
     """Headers Slack would send with `body`, signed like Slack signs them."""
-    import time
-
     from slack_sdk.signature import SignatureVerifier
 
     ts = str(int(time.time()) if timestamp is None else timestamp)

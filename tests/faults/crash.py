@@ -163,7 +163,12 @@ class CrashRun:
         dead = self.fleet.dead()
         self.self_kills += len(dead)  # every worker was alive after the last round
         alive = {self.fleet.procs[n].pid: n for n in self.names if n not in dead}
-        holding = [alive[pid] for pid in await self.progress.holders() if pid in alive]
+        holding: list[str] = []
+        deadline = time.monotonic() + 3.0  # a fast engine may be between tasks: wait for one in flight
+        while not holding and time.monotonic() < deadline:
+            holding = [alive[pid] for pid in await self.progress.holders() if pid in alive]
+            if not holding:
+                await asyncio.sleep(0.05)
         if holding or alive:
             self.fleet.kill(self.rnd.choice(holding or sorted(alive.values())))
         self.restart(self.fault)
