@@ -3,9 +3,10 @@ updates, record what the platform answered.
 
 A claimed row is `sending` until its claim lapses, so several delivery loops
 (several web processes) never send the same row at once, and never two rows of
-the same card at once. Older pending updates of a card are superseded by the
-newest one (the card is rendered from the task's current state when sent, so
-the latest state always wins and the final state is never dropped).
+the same card at once. A card's pending updates are coalesced into its oldest
+one, which keeps the card's place and takes the newest one's payload (a task
+card is rendered from the task's current state when sent, so the latest state
+always wins and the final state is never dropped); the others are superseded.
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ class Outboxes:
             .limit(limit * 4)
             .with_for_update(skip_locked=True)
         ).all()
-        picked = self._coalesce(tx, due, now, limit)
+        payloads: dict[int, Any] = {}
+        picked = self._coalesce(tx, due, now, limit, payloads)
         if not picked:
             return []
         # Mark them sending, unless another process claimed one meanwhile.
@@ -79,37 +81,50 @@ class Outboxes:
         for r in chosen:
             row = _row(Outbox, r)
             row.attempts += 1
+            row.payload = payloads.get(row.id, row.payload)
             out.append(Claimed(row, cards.get(r.card_key) if r.card_key else None))
         return out
 
-    def _coalesce(self, tx: Tx, due: Sequence[Any], now: datetime, limit: int) -> list[Any]:
-        """One row per card: the card's newest pending row (its latest state), sent in
-        the place of the card's first due update so it never goes out after messages
-        queued later; every other pending row of the card is superseded. A card whose
-        newest row waits for a retry, or is being sent right now, is left alone."""
+    def _coalesce(self, tx: Tx, due: Sequence[Any], now: datetime, limit: int,
+                  payloads: dict[int, Any]) -> list[Any]:  # fmt: skip
+        """One row per card: the card's oldest pending row carries it, with the payload
+        of its newest (the latest state; a task card is rendered from the records anyway),
+        so the card keeps the place of its first unshown change: never behind messages
+        queued later, nor behind other cards' changes made while it waited for a rate
+        limit. Every other pending row of the card is superseded. A card whose carrier
+        waits for a retry, or is being sent right now, is left alone. The rows picked go
+        in the order they were written. A carrier's new payload is put in `payloads`."""
         keys = {r.card_key for r in due if r.card_key}
         rows = tx.conn.execute(
             select(OUTBOX).where(OUTBOX.c.card_key.in_(keys), OUTBOX.c.state.in_(["pending", "sending"]))
         ).all() if keys else []  # fmt: skip
+        carrier: dict[str, Any] = {}
         newest: dict[str, Any] = {}
         busy: set[str] = set()
         for r in rows:
             if r.state == "sending" and r.next_attempt_at > now:
                 busy.add(r.card_key)
-            elif r.card_key not in newest or r.id > newest[r.card_key].id:
+                continue
+            if r.card_key not in carrier or r.id < carrier[r.card_key].id:
+                carrier[r.card_key] = r
+            if r.card_key not in newest or r.id > newest[r.card_key].id:
                 newest[r.card_key] = r
         picked, seen = [], set()
         for r in due:
             key = r.card_key
-            if key and (key in busy or key in seen or newest[key].next_attempt_at > now):
+            if key and (key in busy or key in seen or carrier[key].next_attempt_at > now):
                 continue
             if key:
                 seen.add(key)
-                r = newest[key]
+                r = carrier[key]
+                if newest[key].payload != r.payload:
+                    payloads[r.id] = newest[key].payload
+                    tx.conn.execute(update(OUTBOX).where(OUTBOX.c.id == r.id).values(payload=payloads[r.id]))
             picked.append(r)
             if len(picked) >= limit:
                 break
-        stale = [r.id for r in rows if r.card_key in seen and r.id != newest[r.card_key].id and r.state == "pending"]
+        picked.sort(key=lambda r: (r.created_at, r.id))
+        stale = [r.id for r in rows if r.card_key in seen and r.id != carrier[r.card_key].id and r.state == "pending"]
         if stale:
             tx.conn.execute(
                 update(OUTBOX).where(OUTBOX.c.id.in_(stale), OUTBOX.c.state == "pending").values(state="superseded")

@@ -11,12 +11,15 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
+from sqlalchemy import insert
 
 from adapters.chat import Card, ConversationRef, DeliveryError, Inbound, MessageRef
 from bot.config import Settings
 from bot.delivery import ORDER_PATIENCE, RETRY, Delivery, Hold, retry_delay
 from bot.runtime import Runtime
 from tasks.outbox import Outboxes
+from tasks.rows import outbox_row
+from tasks.store import OUTBOX
 from tests.conftest import Clock
 from tests.test_bot_flow import RecordingAdapter
 
@@ -159,6 +162,46 @@ async def test_messages_are_delivered_while_card_refreshes_are_rate_limited(rt: 
     assert announced() == sorted(f"m{i}" for i in range(30))
     waiting = {r.card_key for r in await Outboxes(rt.store).rows() if r.card_key and r.state == "pending"}
     assert len(waiting) == 30  # the cards were refused all along, and are still to be posted
+
+
+class EditsThrottledOnce(RecordingAdapter):
+    throttle = 1
+
+    async def update(self, conversation: ConversationRef, message: MessageRef, card: Card) -> MessageRef:
+        if self.throttle:
+            self.throttle -= 1
+            raise DeliveryError("edits rate limited", retry_after=5.0)
+        return await super().update(conversation, message, card)
+
+
+async def _card_change(rt: Runtime, clock: Clock, key: str, text: str) -> None:
+    conv = {"platform": "console", "tenant": "t1", "channel": "c1"}
+    row = outbox_row(task_id=None, platform="console", kind="card", conversation=conv, now=clock(), card_key=key,
+                     payload={"card": Card(title=key, text=text).to_json()})  # fmt: skip
+    await rt.store.db.run(lambda tx: tx.conn.execute(insert(OUTBOX).values(**row)))
+
+
+async def test_an_edit_put_back_for_the_rate_limit_keeps_its_place_with_its_latest_content(
+    rt: Runtime, clock: Clock
+) -> None:
+    chat = EditsThrottledOnce()
+    delivery = Delivery(rt.store, {"console": chat}, clock=clock)
+    await _card_change(rt, clock, "card:a", "a1")
+    await _card_change(rt, clock, "card:b", "b1")
+    await delivery.drain()  # both cards posted
+    clock.advance(1)
+    await _card_change(rt, clock, "card:a", "a2")
+    await delivery.run_once()  # throttled: back to the outbox for 5 s
+    clock.advance(1)
+    await _card_change(rt, clock, "card:b", "b2")  # a later change of another card
+    await _card_change(rt, clock, "card:a", "a3")  # and a newer state of the waiting one
+    clock.advance(5)
+    await delivery.run_once()
+    edited = [chat.messages[mid]["card"].title for op, mid in chat.log if op == "update"]
+    assert edited == ["card:a", "card:b"]  # the card that waited goes first
+    assert chat.messages["m1"]["card"].text == "a3"  # showing its newest state
+    states = [(r.card_key, r.state) for r in await Outboxes(rt.store).rows()]
+    assert states.count(("card:a", "superseded")) == 1 and ("card:a", "pending") not in states
 
 
 async def test_a_delivery_is_recorded_through_a_database_hiccup(rt: Runtime, clock: Clock) -> None:
