@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from adapters.chat import ChatAdapter, ConversationRef
+from adapters.chat import ChatAdapter, ConversationRef, DeliveryError
 from tasks.skills import SkillError
 
 
@@ -20,5 +20,9 @@ class AdapterHistory:
         read = getattr(adapter, "history", None)
         if read is None:
             raise SkillError(f"reading messages is not available on {platform or 'this platform'}", retryable=False)
-        messages: list[dict[str, Any]] = await read(ConversationRef.from_json(conversation), limit)
+        try:
+            messages: list[dict[str, Any]] = await read(ConversationRef.from_json(conversation), limit)
+        except DeliveryError as e:  # the platform's answer (or our own rate limit), as a step error
+            raise SkillError(f"could not read messages: {e.reason}", retryable=not e.permanent,
+                             retry_after=e.retry_after) from e  # fmt: skip
         return messages

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from adapters.chat import ConversationRef, DeliveryError
+from bot.history import AdapterHistory
 from tasks.chat_skills import ChatHistory
 from tasks.db import Database
 from tasks.skills import SkillError, SkillRegistry, StepContext
@@ -62,6 +64,22 @@ async def test_history_of_another_channel_reads_the_channel_not_the_thread() -> 
 async def test_history_without_a_reader_fails_clearly() -> None:
     with pytest.raises(SkillError, match="cannot read chat history"):
         await ChatHistory().run(ctx({}), {})
+
+
+class RateLimited:
+    """A platform adapter whose reads must wait for the rate limit."""
+
+    platform = "slack"
+
+    async def history(self, conversation: ConversationRef, limit: int) -> list[dict[str, Any]]:
+        raise DeliveryError("slack: local rate limit for T1", retry_after=42.0)
+
+
+async def test_a_read_over_the_platforms_limit_is_retried_when_the_platform_allows() -> None:
+    reader = AdapterHistory({"slack": RateLimited()})  # type: ignore[dict-item]
+    with pytest.raises(SkillError) as e:
+        await ChatHistory().run(ctx({"chat_reader": reader}), {})
+    assert e.value.retryable and e.value.retry_after == 42.0
 
 
 async def test_library_playbooks_load_when_their_skills_exist_and_run(db: Database, clock: Clock) -> None:

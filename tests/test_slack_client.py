@@ -163,3 +163,28 @@ async def test_where_the_bot_is_not_a_member_a_command_is_answered_through_its_r
     with pytest.raises(DeliveryError) as refused:  # no response_url: nowhere to answer
         await adapter.post(ConversationRef("slack", "T1", "GPRIVATE"), Card(title="x"), key="k2")
     assert refused.value.permanent and "not_in_channel" in refused.value.reason
+
+
+async def test_history_reads_keep_to_slacks_read_limit(
+    adapter: SlackAdapter, slack: FakeSlack, clock: MovedTime
+) -> None:
+    for _ in range(50):  # Tier 3: 50 a minute per workspace
+        await adapter.history(CONV, 10)
+    assert clock.slept == []
+    with pytest.raises(DeliveryError) as e:  # a minute's wait is handed back to the step's retry
+        await adapter.history(CONV, 10)
+    assert e.value.retry_after == pytest.approx(60.0) and not e.value.permanent
+    assert len(slack.called("conversations.replies")) == 50
+    clock.now += 60
+    await adapter.history(CONV, 10)
+    assert len(slack.called("conversations.replies")) == 51
+
+
+async def test_app_home_refreshes_keep_to_slacks_limit(adapter: SlackAdapter, slack: FakeSlack) -> None:
+    view = {"type": "home", "blocks": []}
+    for i in range(100):  # Tier 4: 100 a minute per workspace
+        await adapter.publish_home(f"U{i}", view, tenant="T1")
+    with pytest.raises(DeliveryError):
+        await adapter.publish_home("U100", view, tenant="T1")
+    await adapter.publish_home("U100", view, tenant="T2")  # another workspace has its own
+    assert len(slack.called("views.publish")) == 101

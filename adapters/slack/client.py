@@ -49,6 +49,7 @@ PERMANENT_ERRORS = frozenset(
 NOT_A_MEMBER = frozenset({"not_in_channel", "channel_not_found"})
 RESPONSE_URL = "response_url"  # the MessageRef id of an answer posted through a command's response_url
 HISTORY_PAGES = 5
+READ_WAIT = 10.0  # seconds a chat.history read may wait for Slack's read limit (the skill's timeout is 30 s)
 Windows = list[tuple[SlidingLimits, str]]  # the windows a call counts against, with its key in each
 
 
@@ -248,7 +249,8 @@ class SlackAdapter:
 
     async def history(self, conversation: ConversationRef, limit: int) -> list[dict[str, Any]]:
         """Recent messages of the thread (or channel), oldest first, for chat.history."""
-        resp = await self._call(self._history(conversation, None))
+        resp = await self._paced(partial(self._history, conversation, None),
+                                 [(self.limits.reads, conversation.tenant)], limit=READ_WAIT)  # fmt: skip
         messages = [
             {"user": str(m.get("user") or m.get("bot_id") or ""), "text": str(m.get("text") or ""),
              "ts": str(m.get("ts") or "")}
@@ -258,5 +260,8 @@ class SlackAdapter:
         messages.sort(key=lambda m: float(m["ts"] or 0))
         return messages[-limit:]
 
-    async def publish_home(self, user: str, view: dict[str, Any]) -> None:
-        await self._call(self.client.views_publish(user_id=user, view=view))
+    async def publish_home(self, user: str, view: dict[str, Any], *, tenant: str = "") -> None:
+        """Show the person's App Home; a refresh that would wait past `max_wait` for the
+        rate limit is dropped (DeliveryError): the next event that shows the Home redraws it."""
+        await self._paced(lambda: self.client.views_publish(user_id=user, view=view),
+                          [(self.limits.views, tenant)])  # fmt: skip

@@ -27,7 +27,7 @@ from slack_bolt.error import BoltError
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
-from adapters.chat import Click, ClickResult, Handled, Inbound, Unavailable
+from adapters.chat import Click, ClickResult, DeliveryError, Handled, Inbound, Unavailable
 from adapters.slack.client import SlackAdapter
 from adapters.slack.home import HomeSource, render_home
 from adapters.slack.inbound import PLATFORM, command_to_inbound, to_click, to_inbound
@@ -88,7 +88,10 @@ class Listeners:
             return
         team = str(body.get("team_id") or (body.get("team") or {}).get("id") or "")
         cards = await self.home.home(PLATFORM, team, user)
-        await self.adapter.publish_home(user, render_home(cards))
+        try:
+            await self.adapter.publish_home(user, render_home(cards), tenant=team)
+        except DeliveryError as e:  # the next event that shows the Home draws it again
+            log.info("App Home of %s not refreshed: %s", user, e.reason)
 
 
 def _home_user(body: Mapping[str, Any]) -> str | None:

@@ -2,8 +2,8 @@
 
 chat.postMessage allows about one message a second per channel (short bursts
 tolerated) under a workspace-wide cap; chat.update and conversations.* are
-Tier 3 methods, about 50 a minute per workspace; chat.postEphemeral is Tier 4,
-about 100 a minute. Keeping under them ourselves spares the round trip that
+Tier 3 methods, about 50 a minute per workspace; chat.postEphemeral and
+views.publish are Tier 4, about 100 a minute. Keeping under them ourselves spares the round trip that
 ends in a 429.
 
 A token bucket shapes the short bursts; it alone would let a full bucket plus
@@ -83,3 +83,4 @@ class Limits:
     workspace_updates: SlidingLimits = field(default_factory=lambda: SlidingLimits(TIER3))
     reads: SlidingLimits = field(default_factory=lambda: SlidingLimits(TIER3))
     ephemeral: SlidingLimits = field(default_factory=lambda: SlidingLimits(TIER4))
+    views: SlidingLimits = field(default_factory=lambda: SlidingLimits(TIER4))
