@@ -16,6 +16,13 @@ new message that waits for its retry holds back the rows queued after it in
 its conversation, which keeps their order; behind a card (a status display)
 for `ORDER_PATIENCE` at most, so a card the platform keeps refusing never
 holds people's messages.
+
+Rate limits are per workspace or conversation, not per process, so with several
+web processes on one database only one of them (the holder of the `delivery`
+role, tasks/roles.py) delivers to the rate-limited platforms and paces them for
+all; the others stand by and take over within `LEASE_SECONDS` if it dies (at
+once if it stops cleanly). The console has no rate limits and its open pages
+live in each process, so every process delivers its rows.
 """
 
 from __future__ import annotations
@@ -23,7 +30,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
+import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +44,7 @@ from adapters.chat import Card, ChatAdapter, ConversationRef, DeliveryError, Mes
 from bot import cards
 from tasks.outbox import Claimed, Outboxes
 from tasks.retry import RetryPolicy, backoff
+from tasks.roles import Roles
 from tasks.store import NotFound, Store
 
 log = logging.getLogger(__name__)
@@ -41,6 +52,10 @@ RETRY = RetryPolicy(max_attempts=10**9, base=1.0, cap=3.0)
 RECORD_WITHIN = 50.0  # seconds; less than the claim's hold, after which another loop may take the row
 RECORD_RETRY = 0.5
 ORDER_PATIENCE = 30.0  # seconds a row waits behind a card the platform keeps refusing before it goes ahead
+ROLE = "delivery"
+LEASE_SECONDS = 15.0  # a standby takes over this long after the delivering process was last heard of
+RENEW_EVERY = 3.0  # how often the holder renews its lease, and a standby asks for it
+LOCAL_PLATFORMS = frozenset({"console"})  # delivered by every process: no rate limits, pages in-process
 
 
 Lane = tuple[str, str]  # (platform, channel): one conversation's rows go in order
@@ -88,6 +103,7 @@ class Delivery:
         batch: int = 50,
         idle_seconds: float = 0.25,
         on_result: Callable[[str, str], None] | None = None,
+        holder: str | None = None,
     ):
         self.store = store
         self.outboxes = Outboxes(store)
@@ -106,6 +122,11 @@ class Delivery:
         # Rows this process put back without sending them: (row id -> attempts then). Claimed
         # again with the next attempt number (nobody else tried meanwhile), they need no lookup.
         self._unsent: dict[int, int] = {}
+        self.roles = Roles(store.db)
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.leading = False  # holds the delivery role: delivers to the rate-limited platforms
+        self._lease_asked: datetime | None = None
+        self._lease_until: datetime | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -117,7 +138,8 @@ class Delivery:
         try:
             while not stop.is_set():
                 try:
-                    claimed = await self._dispatch()
+                    await self.lead()
+                    claimed = await self._dispatch(None if self.leading else self._local())
                 except Exception as e:
                     log.warning("delivery round failed: %s", e)
                     claimed = 0
@@ -128,6 +150,41 @@ class Delivery:
                     await asyncio.wait_for(self._wake.wait(), self.idle_seconds)
         finally:
             await self._lanes_done()
+            await self.resign()
+
+    async def lead(self) -> bool:
+        """Take or renew the delivery role every `RENEW_EVERY` seconds: whether
+        this process delivers to the rate-limited platforms. Through a database
+        outage the holder keeps the role until its lease would have lapsed."""
+        now = self.clock()
+        if self._lease_asked is not None and now - self._lease_asked < timedelta(seconds=RENEW_EVERY):
+            return self.leading
+        self._lease_asked = now
+        try:
+            leading = await self.roles.hold(ROLE, self.holder, now, LEASE_SECONDS)
+        except Exception as e:
+            leading = self.leading and self._lease_until is not None and now < self._lease_until
+            log.warning("could not renew the delivery role (%s); %s", e, "still held" if leading else "standing by")
+        else:
+            if leading:
+                self._lease_until = now + timedelta(seconds=LEASE_SECONDS)
+        if leading != self.leading:
+            log.info("%s delivers to %s", self.holder,
+                     "every platform" if leading else "the console only; another process has the rest")  # fmt: skip
+        self.leading = leading
+        return leading
+
+    async def resign(self) -> None:
+        """Hand the role on at a clean stop, so a standby takes over at once."""
+        if not self.leading:
+            return
+        self.leading, self._lease_asked, self._lease_until = False, None, None
+        with contextlib.suppress(Exception):
+            await self.roles.release(ROLE, self.holder, self.clock())
+
+    def _local(self) -> frozenset[str]:
+        """The platforms every process delivers itself (no role needed)."""
+        return LOCAL_PLATFORMS & frozenset(self.adapters)
 
     async def run_once(self) -> int:
         """Claim what is due and deliver it, all of it before returning (burst
@@ -145,13 +202,13 @@ class Delivery:
             total += n
         return total
 
-    async def _dispatch(self) -> int:
-        """Claim due rows, as many as there is room for, and queue each on its
-        conversation's lane (starting the lane if it is idle)."""
+    async def _dispatch(self, platforms: frozenset[str] | None = None) -> int:
+        """Claim due rows (of `platforms` only, when given), as many as there is room
+        for, and queue each on its conversation's lane (starting the lane if it is idle)."""
         room = self.batch - self._in_flight
-        if room <= 0:
+        if room <= 0 or platforms == frozenset():
             return 0
-        claimed = await self.outboxes.claim(self.clock(), room)
+        claimed = await self.outboxes.claim(self.clock(), room, platforms=platforms)
         self._round += 1
         for c in claimed:
             conv = c.row.conversation or {}

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -118,6 +118,8 @@ class Metrics:
                                   ["platform", "outcome"], registry=self.registry)  # fmt: skip
         self.throttled = Counter("cowork_rate_limited", "Deliveries told to wait (429, Retry-After, pacing)",
                                  ["platform"], registry=self.registry)  # fmt: skip
+        self.delivery_role = Gauge("cowork_delivery_role", "1 while this process delivers to the rate-limited"
+                                   " platforms for every process", registry=self.registry)  # fmt: skip
 
     def delivered(self, platform: str, outcome: str) -> None:
         self.deliveries.labels(platform, outcome).inc()
@@ -135,6 +137,7 @@ def mount_metrics(app: web.Application, runtime: Any) -> Metrics:
     metrics = Metrics()
     runtime.metrics = metrics
     runtime.delivery.on_result = metrics.delivered
+    metrics.delivery_role.set_function(lambda: float(runtime.delivery.leading))
 
     async def handler(request: web.Request) -> web.Response:
         try:

@@ -2,8 +2,9 @@
 
 Task, Step, Approval, Event (the audit trail), Outbox (chat output written in the
 transaction of the state change), Card (the platform message a card key was
-delivered as), Schedule (recurring work), Spend (dollars per person per day) and
-ChatMessage (the console's own chat transcript).
+delivered as), Schedule (recurring work), Spend (dollars per person per day),
+ChatMessage (the console's own chat transcript) and RoleLease (a role one process
+holds at a time).
 The rest of the code reaches these tables through `tasks.store`.
 """
 
@@ -193,7 +194,17 @@ class ChatMessage(SQLModel, table=True):
     updated_at: datetime
 
 
-TABLES = [Task, Step, Approval, Event, Outbox, Card, Schedule, Spend, ChatMessage]
+class RoleLease(SQLModel, table=True):
+    """Which process holds a role that only one may hold at a time (the delivery
+    loop's pacing of rate-limited platforms), until when."""
+
+    __tablename__ = "role_lease"
+    name: str = Field(primary_key=True)
+    holder: str
+    expires_at: datetime
+
+
+TABLES = [Task, Step, Approval, Event, Outbox, Card, Schedule, Spend, ChatMessage, RoleLease]
 
 
 _CONFIGURED = False

@@ -47,13 +47,19 @@ class Outboxes:
 
         return await self.db.run(q)
 
-    async def claim(self, now: datetime, limit: int = 50, hold_seconds: float = 60.0) -> list[Claimed]:
-        return await self.db.run(lambda tx: self._claim(tx, now, limit, hold_seconds))
+    async def claim(self, now: datetime, limit: int = 50, hold_seconds: float = 60.0, *,
+                    platforms: frozenset[str] | None = None) -> list[Claimed]:  # fmt: skip
+        """Due rows (of `platforms` only, when given), marked `sending` for `hold_seconds`."""
+        return await self.db.run(lambda tx: self._claim(tx, now, limit, hold_seconds, platforms))
 
-    def _claim(self, tx: Tx, now: datetime, limit: int, hold: float) -> list[Claimed]:
+    def _claim(self, tx: Tx, now: datetime, limit: int, hold: float,
+               platforms: frozenset[str] | None) -> list[Claimed]:  # fmt: skip
+        where = [OUTBOX.c.state.in_(["pending", "sending"]), OUTBOX.c.next_attempt_at <= now]
+        if platforms is not None:
+            where.append(OUTBOX.c.platform.in_(sorted(platforms)))
         due = tx.conn.execute(
             select(OUTBOX)
-            .where(OUTBOX.c.state.in_(["pending", "sending"]), OUTBOX.c.next_attempt_at <= now)
+            .where(*where)
             # Oldest due first: a row that failed and waits for its retry goes behind
             # rows that have not been tried yet, so a throttled card cannot starve posts.
             .order_by(OUTBOX.c.next_attempt_at, OUTBOX.c.id)

@@ -105,6 +105,9 @@ async def test_deliveries_and_rate_limit_answers_are_counted(
     assert m["cowork_rate_limited_total"] == {("platform=console",): 1}
     assert m["cowork_deliveries_total"][("outcome=throttled", "platform=console")] == 1
     assert m["cowork_deliveries_total"][("outcome=sent", "platform=console")] == 1
+    assert m["cowork_delivery_role"][()] == 0  # burst mode (drain) asks for no role
+    await rt.delivery.lead()
+    assert (await scrape(client))["cowork_delivery_role"][()] == 1
 
 
 async def test_healthz_answers_liveness_and_readiness(client: TestClient[web.Request, web.Application]) -> None:
