@@ -59,14 +59,14 @@ class FakeSlack:
         """The next call of `method` fails like this."""
         self.faults.setdefault(method, []).append(Fault(error, status, retry_after))
 
-    async def until(self, predicate: Callable[[], bool], *, within: float = 5.0) -> None:
+    async def until(self, predicate: Callable[[], bool], *, within: float = 20.0) -> None:
         """Wait until `predicate()` holds, checking whenever a request or frame arrives."""
         async with asyncio.timeout(within):
             while not predicate():
                 await self._arrived.wait()
                 self._arrived.clear()
 
-    async def wait_for(self, method: str, count: int = 1, *, within: float = 5.0) -> list[Call]:
+    async def wait_for(self, method: str, count: int = 1, *, within: float = 20.0) -> list[Call]:
         """The calls of `method` once there are `count` of them (work done after an ack)."""
         await self.until(lambda: len(self.called(method)) >= count, within=within)
         return self.called(method)
