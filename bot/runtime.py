@@ -35,11 +35,15 @@ log = logging.getLogger(__name__)
 
 def prepare_database(url: str) -> None:
     """`cowork serve` upgrades an empty (or older) SQLite file itself; on
-    PostgreSQL the operator runs `cowork db upgrade` as a release step."""
+    PostgreSQL the operator runs `cowork db upgrade` as a release step, and a
+    process refuses to start on a schema older than its code needs."""
     if is_sqlite(url):
         schema.upgrade(url)
     elif schema.is_empty(url):
         raise SystemExit(f"the database at {_safe(url)} has no tables: run `cowork db upgrade` first")
+    elif (old := schema.behind(url)) is not None:
+        raise SystemExit(f"the database at {_safe(url)} has schema revision {old[0]}; this version of Cowork "
+                         f"needs {old[1]}: run `cowork db upgrade` first")  # fmt: skip
 
 
 def _safe(url: str) -> str:

@@ -35,6 +35,21 @@ def current(url: str) -> str | None:
         engine.dispose()
 
 
+def behind(url: str) -> tuple[str | None, str] | None:
+    """(the database's revision, this code's head) when the database's schema is
+    older than this code needs; None when it is current, or newer (a later
+    release's schema, during a rolling deploy)."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config(url))
+    head = script.get_current_head()
+    assert head is not None
+    now = current(url)
+    if now == head or (now is not None and now not in {r.revision for r in script.walk_revisions()}):
+        return None
+    return now, head
+
+
 def is_empty(url: str) -> bool:
     engine = make_engine(url)
     try:

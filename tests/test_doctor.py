@@ -4,6 +4,7 @@ databases. Its verdicts are plain words an operator can act on."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -130,3 +131,29 @@ def test_cowork_doctor_exits_nonzero_on_a_problem_and_zero_when_all_is_well(sqli
     broken = subprocess.run(run, env={**env, "COWORK_POLICY": str(bad)}, capture_output=True, text=True,
                             timeout=60, cwd=tmp_path)  # fmt: skip
     assert broken.returncode == 1 and "unknown top-level key 'nonsense'" in broken.stdout
+
+
+@pytest.mark.postgres
+async def test_a_schema_older_than_the_code_is_named_and_a_process_will_not_start_on_it(
+    pg_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from alembic import command
+
+    from tasks import schema
+
+    assert schema.behind(pg_url) is None
+    await asyncio.to_thread(command.downgrade, schema.alembic_config(pg_url), "0002")
+    old, head = schema.behind(pg_url) or ("", "")
+    assert old == "0002" and head != "0002"
+    _, v = await doctor(capsys, DATABASE_URL=pg_url)
+    assert (
+        v["database"].startswith("BAD")
+        and f"schema revision 0002, older than this Cowork needs ({head})" in v["database"]
+    )
+    run = [sys.executable, "-m", "bot.cli", "worker", "--burst"]
+    env = base_env(DATABASE_URL=pg_url, COWORK_LOG_JSON="0")
+    refused = await asyncio.to_thread(subprocess.run, run, env=env, capture_output=True, text=True, timeout=60,
+                                      cwd=tmp_path)  # fmt: skip
+    assert refused.returncode != 0 and "run `cowork db upgrade` first" in refused.stderr
+    await asyncio.to_thread(schema.upgrade, pg_url)
+    assert schema.behind(pg_url) is None
