@@ -9,6 +9,8 @@ and says so loudly when bound anywhere else.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import logging
 from collections.abc import Sequence
@@ -18,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from adapters.console import ConsoleAdapter, ConsoleEndpoint, Hub
+from adapters.console.adapter import FEED_SECONDS
 from adapters.console.pages import task_list_page, task_page
 from bot import cards
 from bot.runtime import Runtime
@@ -28,6 +31,7 @@ from tasks.views import TaskView
 
 log = logging.getLogger(__name__)
 LIST_LIMIT = 200
+FEED = web.AppKey("console_feed", asyncio.Task[None])
 
 
 def is_loopback(host: str) -> bool:
@@ -159,6 +163,30 @@ class TaskPages:
         return web.json_response({"tasks": await self._rows()})
 
 
+def _follow_transcript(app: web.Application, adapter: ConsoleAdapter) -> None:
+    """While pages are open, look every `FEED_SECONDS` for what other web processes
+    wrote to the transcript (cards they delivered, messages they took)."""
+
+    async def follow() -> None:
+        while True:
+            await asyncio.sleep(FEED_SECONDS)
+            try:
+                await adapter.catch_up()
+            except Exception as e:  # the database is down: the pages wait, and reload on reconnect
+                log.debug("console feed: %s", e)
+
+    async def start(_: web.Application) -> None:
+        app[FEED] = asyncio.create_task(follow(), name="console-feed")
+
+    async def stop(_: web.Application) -> None:
+        app[FEED].cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await app[FEED]
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
+
+
 def mount_console(app: web.Application, runtime: Runtime) -> ConsoleAdapter:
     """Called by bot.server.make_app when the console is on."""
     adapter = ConsoleAdapter(Transcript(runtime.db), Hub(), clock=runtime.clock)
@@ -166,6 +194,7 @@ def mount_console(app: web.Application, runtime: Runtime) -> ConsoleAdapter:
     conversation = runtime.conversation
     ConsoleEndpoint(adapter, on_message=conversation.handle_message, on_click=conversation.handle_click).add_routes(app)
     TaskPages(runtime).add_routes(app)
+    _follow_transcript(app, adapter)
     host = runtime.settings.host
     if not is_loopback(host):
         log.warning(

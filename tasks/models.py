@@ -179,6 +179,7 @@ class ChatMessage(SQLModel, table=True):
     __table_args__ = (
         Index("ix_chat_message_channel", "platform", "channel", "id"),
         Index("ix_chat_message_key", "platform", "key"),
+        Index("ix_chat_message_updated", "platform", "updated_at"),
     )
     id: int | None = Field(default=None, primary_key=True)
     platform: str

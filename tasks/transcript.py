@@ -114,6 +114,21 @@ class Transcript:
 
         return await self.db.run(q)
 
+    async def changed_since(self, since: datetime, limit: int = 500) -> list[ChatMessage]:
+        """Messages written or edited after `since`, oldest change first: what other
+        processes wrote, for the pages open on this one."""
+
+        def q(tx: Tx) -> list[ChatMessage]:
+            stmt = (
+                select(MESSAGE)
+                .where(MESSAGE.c.platform == self.platform, MESSAGE.c.updated_at > since)
+                .order_by(MESSAGE.c.updated_at, MESSAGE.c.id)
+                .limit(limit)
+            )
+            return [_message(r) for r in tx.conn.execute(stmt).all()]
+
+        return await self.db.run(q)
+
     async def recent(self, channel: str, thread: str | None, limit: int) -> list[ChatMessage]:
         """The latest public messages of a thread (its root and replies) or of a
         whole channel, oldest first: what the `chat.history` skill reads."""

@@ -3,6 +3,7 @@ task pages, with the engine and the delivery loop drained by hand."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -12,10 +13,13 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from adapters.chat import ConversationRef
+from adapters.chat import Card, ConversationRef
+from adapters.console import ConsoleAdapter, Hub
 from bot.config import Settings
 from bot.runtime import Runtime
 from bot.server import make_app
+from tasks.db import Database
+from tasks.transcript import Transcript
 from tests.conftest import Clock
 
 ANNOUNCE = "@cowork run announce channel=#eng text=hello"
@@ -300,3 +304,42 @@ async def test_chat_history_reads_the_thread_without_private_notices(console: Co
     assert any(m["user"] == "cowork" and m["text"].startswith("Task #1") for m in got)
     whole = await read({**conversation, "thread": None}, 2)
     assert len(whole) == 2 and whole[0]["text"] != "before the thread"
+
+
+async def test_a_page_on_one_web_process_sees_what_another_wrote_once(db_url: str, clock: Clock) -> None:
+    async for a in _console(db_url, clock):
+        async for b in _console(db_url, clock):
+            bob = await b.client.get("/api/console/events", params={"user": "bob"})  # bob's page is on b
+            assert (await _next_event(bob))["type"] == "hello"
+            await a.say("hi bob", user="alice")  # alice's message is taken by a
+            await a.say(ANNOUNCE, user="alice")
+            await a.settle()  # a delivers the task's cards
+            seen: dict[int, list[str]] = {}
+            async with asyncio.timeout(30):  # the feed looks every 0.5 s; this bounds a hang
+                while len(seen) < len(await a.messages(user="bob")):
+                    event = await _next_event(bob)
+                    if event["type"] in ("message", "update"):
+                        seen.setdefault(event["message"]["id"], []).append(event["message"]["text"])
+            first = min(seen)
+            assert seen[first] == ["hi bob"]  # sent once, not again on each look
+            bob.close()
+
+
+async def test_the_feed_sends_each_version_of_a_message_once(db: Database, clock: Clock) -> None:
+    here = ConsoleAdapter(Transcript(db), Hub(), clock=clock)
+    there = ConsoleAdapter(Transcript(db), Hub(), clock=clock)  # another web process, same database
+    conv = ConversationRef("console", "", "general", thread=None)
+    with here.hub.subscribe("bob") as page:
+        assert await here.catch_up() == 0
+        await here.post(conv, Card(title="", text="mine"), key="k1")  # sent to the page at once
+        assert await here.catch_up() == 0  # and not again
+        clock.advance(1)
+        ref = await there.post(conv, Card(title="", text="theirs"), key="k2")
+        assert await here.catch_up() == 1 and await here.catch_up() == 0
+        clock.advance(1)
+        await there.update(conv, ref, Card(title="", text="theirs, edited"))
+        assert await here.catch_up() == 1
+        events = [page.queue.get_nowait() for _ in range(page.queue.qsize())]
+    assert [(e["type"], e["message"]["text"]) for e in events if e] == [
+        ("message", "mine"), ("message", "theirs"), ("update", "theirs, edited")
+    ]  # fmt: skip

@@ -5,7 +5,7 @@ the console's chat server, as Slack's API is Slack's."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from adapters.chat import Card, ConversationRef, DeliveryError, MessageRef
@@ -68,6 +68,8 @@ class TranscriptStore(Protocol):
 
     async def recent(self, channel: str, thread: str | None, limit: int) -> Sequence[Record]: ...
 
+    async def changed_since(self, since: datetime, limit: int = 500) -> Sequence[Record]: ...
+
 
 def message_json(r: Record) -> dict[str, Any]:
     """A message as the page gets it (the HTML is already escaped and rendered)."""
@@ -96,6 +98,10 @@ def thread_of(r: Record) -> str | None:
     return r.thread or (str(r.id) if r.id is not None else None)
 
 
+FEED_SECONDS = 0.5  # how often a process looks for what other processes wrote, while pages are open
+FEED_OVERLAP = 5.0  # seconds looked back past the last change seen: commits land after their timestamps
+
+
 class ConsoleAdapter:
     platform = PLATFORM
 
@@ -103,9 +109,35 @@ class ConsoleAdapter:
         self.transcript = transcript
         self.hub = hub
         self.clock = clock
+        self._shown: dict[int, datetime] = {}  # message id -> the version the pages here were sent
+        self._cursor: datetime | None = None
 
     def _publish(self, r: Record, kind: str) -> None:
+        if r.id is not None and self.hub.count:
+            self._shown[r.id] = max(r.updated_at, self._shown.get(r.id, r.updated_at))
         self.hub.publish({"type": kind, "message": message_json(r)}, private_to=audience(r))
+
+    async def catch_up(self) -> int:
+        """Send the pages open on this process what other processes wrote to the
+        transcript since the last look (with several web processes, the one that
+        delivered a card or took a message is not always the one a page is on);
+        what this process sent itself is not sent again. The number sent."""
+        now = self.clock()
+        if not self.hub.count:
+            self._cursor, self._shown = now, {}
+            return 0
+        since = (self._cursor or now) - timedelta(seconds=FEED_OVERLAP)
+        sent = 0
+        for r in await self.transcript.changed_since(since):
+            if r.id is None or (r.id in self._shown and r.updated_at <= self._shown[r.id]):
+                continue
+            self._publish(r, "update" if r.id in self._shown or r.created_at <= since else "message")
+            sent += 1
+            self._cursor = max(self._cursor or r.updated_at, r.updated_at)
+        self._cursor = max(self._cursor or since, since)
+        cutoff = self._cursor - timedelta(seconds=2 * FEED_OVERLAP)
+        self._shown = {i: at for i, at in self._shown.items() if at >= cutoff}
+        return sent
 
     @staticmethod
     def _channel(conversation: ConversationRef) -> str:
