@@ -138,8 +138,7 @@ class Delivery:
         try:
             while not stop.is_set():
                 try:
-                    await self.lead()
-                    claimed = await self._dispatch(None if self.leading else self._local())
+                    claimed = await self.round()
                 except Exception as e:
                     log.warning("delivery round failed: %s", e)
                     claimed = 0
@@ -151,6 +150,12 @@ class Delivery:
         finally:
             await self._lanes_done()
             await self.resign()
+
+    async def round(self) -> int:
+        """One look at the outbox while serving: ask for the delivery role, then claim
+        (and start delivering) what this process may send; the number of rows claimed."""
+        await self.lead()
+        return await self._dispatch(None if self.leading else self._local())
 
     async def lead(self) -> bool:
         """Take or renew the delivery role every `RENEW_EVERY` seconds: whether

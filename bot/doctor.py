@@ -21,18 +21,17 @@ async def _database(settings: Settings) -> Check:
     try:
         await db.run(lambda tx: tx.conn.execute(text("SELECT 1")))
         rev = await asyncio.to_thread(schema.current, settings.database_url)
-        old = await asyncio.to_thread(schema.behind, settings.database_url) if rev is not None else None
     except Exception as e:
         return "database", False, f"cannot connect: {_first_line(e)}"
     finally:
         db.close()
     if rev is None:
         return "database", False, "reachable but empty: run `cowork db upgrade`"
-    if old is not None:
+    if (head := schema.behind(rev)) is not None:
         return (
             "database",
             False,
-            f"schema revision {rev}, older than this Cowork needs ({old[1]}): run `cowork db upgrade`",
+            f"schema revision {rev}, older than this Cowork needs ({head}): run `cowork db upgrade`",
         )
     return "database", True, f"reachable, schema revision {rev}"
 

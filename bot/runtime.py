@@ -41,9 +41,9 @@ def prepare_database(url: str) -> None:
         schema.upgrade(url)
     elif schema.is_empty(url):
         raise SystemExit(f"the database at {_safe(url)} has no tables: run `cowork db upgrade` first")
-    elif (old := schema.behind(url)) is not None:
-        raise SystemExit(f"the database at {_safe(url)} has schema revision {old[0]}; this version of Cowork "
-                         f"needs {old[1]}: run `cowork db upgrade` first")  # fmt: skip
+    elif (head := schema.behind(rev := schema.current(url))) is not None:
+        raise SystemExit(f"the database at {_safe(url)} has schema revision {rev}; this version of Cowork "
+                         f"needs {head}: run `cowork db upgrade` first")  # fmt: skip
 
 
 def _safe(url: str) -> str:

@@ -66,8 +66,7 @@ class Outboxes:
             .limit(limit * 4)
             .with_for_update(skip_locked=True)
         ).all()
-        payloads: dict[int, Any] = {}
-        picked = self._coalesce(tx, due, now, limit, payloads)
+        picked, payloads = self._coalesce(tx, due, now, limit)
         if not picked:
             return []
         # Mark them sending, unless another process claimed one meanwhile.
@@ -91,15 +90,15 @@ class Outboxes:
             out.append(Claimed(row, cards.get(r.card_key) if r.card_key else None))
         return out
 
-    def _coalesce(self, tx: Tx, due: Sequence[Any], now: datetime, limit: int,
-                  payloads: dict[int, Any]) -> list[Any]:  # fmt: skip
+    def _coalesce(self, tx: Tx, due: Sequence[Any], now: datetime,
+                  limit: int) -> tuple[list[Any], dict[int, Any]]:  # fmt: skip
         """One row per card: the card's oldest pending row carries it, with the payload
         of its newest (the latest state; a task card is rendered from the records anyway),
         so the card keeps the place of its first unshown change: never behind messages
         queued later, nor behind other cards' changes made while it waited for a rate
         limit. Every other pending row of the card is superseded. A card whose carrier
         waits for a retry, or is being sent right now, is left alone. The rows picked go
-        in the order they were written. A carrier's new payload is put in `payloads`."""
+        in the order they were written. Returned with the carriers' new payloads, by row id."""
         keys = {r.card_key for r in due if r.card_key}
         rows = tx.conn.execute(
             select(OUTBOX).where(OUTBOX.c.card_key.in_(keys), OUTBOX.c.state.in_(["pending", "sending"]))
@@ -115,7 +114,7 @@ class Outboxes:
                 carrier[r.card_key] = r
             if r.card_key not in newest or r.id > newest[r.card_key].id:
                 newest[r.card_key] = r
-        picked, seen = [], set()
+        picked, seen, payloads = [], set(), {}
         for r in due:
             key = r.card_key
             if key and (key in busy or key in seen or carrier[key].next_attempt_at > now):
@@ -135,7 +134,7 @@ class Outboxes:
             tx.conn.execute(
                 update(OUTBOX).where(OUTBOX.c.id.in_(stale), OUTBOX.c.state == "pending").values(state="superseded")
             )
-        return picked
+        return picked, payloads
 
     async def sent(self, outbox_id: int, message: dict[str, Any] | None, now: datetime) -> None:
         def q(tx: Tx) -> None:

@@ -8,6 +8,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,10 +16,12 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from adapters.chat import Card, ConversationRef
 from adapters.console import ConsoleAdapter, Hub
+from adapters.console.adapter import FEED_OVERLAP
 from bot.config import Settings
 from bot.runtime import Runtime
 from bot.server import make_app
 from tasks.db import Database
+from tasks.models import ChatMessage
 from tasks.transcript import Transcript
 from tests.conftest import Clock
 
@@ -343,3 +346,27 @@ async def test_the_feed_sends_each_version_of_a_message_once(db: Database, clock
     assert [(e["type"], e["message"]["text"]) for e in events if e] == [
         ("message", "mine"), ("message", "theirs"), ("update", "theirs, edited")
     ]  # fmt: skip
+
+
+class Watched(Transcript):
+    """The transcript, noting from when each look at its changes starts."""
+
+    looks: list[datetime]
+
+    async def changed_since(self, since: datetime, limit: int = 500) -> list[ChatMessage]:
+        self.looks.append(since)
+        return await super().changed_since(since, limit)
+
+
+async def test_the_feed_window_follows_this_processes_own_writes_too(db: Database, clock: Clock) -> None:
+    transcript = Watched(db)
+    transcript.looks = []
+    here = ConsoleAdapter(transcript, Hub(), clock=clock)
+    conv = ConversationRef("console", "", "general", thread=None)
+    with here.hub.subscribe("bob"):
+        for i in range(3):
+            clock.advance(60)
+            await here.post(conv, Card(title="", text=f"mine {i}"), key=f"k{i}")
+            assert await here.catch_up() == 0
+    # each look starts shortly before the last change seen (a minute ago), not when the page opened
+    assert transcript.looks[-1] == clock() - timedelta(seconds=60 + FEED_OVERLAP)

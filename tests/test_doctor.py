@@ -141,9 +141,10 @@ async def test_a_schema_older_than_the_code_is_named_and_a_process_will_not_star
 
     from tasks import schema
 
-    assert schema.behind(pg_url) is None
+    assert schema.behind(schema.current(pg_url)) is None
     await asyncio.to_thread(command.downgrade, schema.alembic_config(pg_url), "0002")
-    old, head = schema.behind(pg_url) or ("", "")
+    old = schema.current(pg_url)
+    head = schema.behind(old) or ""
     assert old == "0002" and head != "0002"
     _, v = await doctor(capsys, DATABASE_URL=pg_url)
     assert (
@@ -156,4 +157,4 @@ async def test_a_schema_older_than_the_code_is_named_and_a_process_will_not_star
                                       cwd=tmp_path)  # fmt: skip
     assert refused.returncode != 0 and "run `cowork db upgrade` first" in refused.stderr
     await asyncio.to_thread(schema.upgrade, pg_url)
-    assert schema.behind(pg_url) is None
+    assert schema.behind(schema.current(pg_url)) is None

@@ -62,8 +62,7 @@ async def rt(db_url: str, clock: Clock, tmp_path: Path) -> AsyncIterator[Runtime
 
 async def _serve_once(delivery: Delivery) -> None:
     """One turn of the serving loop: ask for the role, then claim what this process may."""
-    await delivery.lead()
-    await delivery._dispatch(None if delivery.leading else delivery._local())
+    await delivery.round()
     await delivery._lanes_done()
 
 

@@ -110,7 +110,7 @@ class ConsoleAdapter:
         self.hub = hub
         self.clock = clock
         self._shown: dict[int, datetime] = {}  # message id -> the version the pages here were sent
-        self._cursor: datetime | None = None
+        self._cursor = clock()  # the latest change seen in the transcript
 
     def _publish(self, r: Record, kind: str) -> None:
         if r.id is not None and self.hub.count:
@@ -122,19 +122,17 @@ class ConsoleAdapter:
         transcript since the last look (with several web processes, the one that
         delivered a card or took a message is not always the one a page is on);
         what this process sent itself is not sent again. The number sent."""
-        now = self.clock()
         if not self.hub.count:
-            self._cursor, self._shown = now, {}
+            self._cursor, self._shown = self.clock(), {}
             return 0
-        since = (self._cursor or now) - timedelta(seconds=FEED_OVERLAP)
+        since = self._cursor - timedelta(seconds=FEED_OVERLAP)
         sent = 0
         for r in await self.transcript.changed_since(since):
+            self._cursor = max(self._cursor, r.updated_at)
             if r.id is None or (r.id in self._shown and r.updated_at <= self._shown[r.id]):
                 continue
             self._publish(r, "update" if r.id in self._shown or r.created_at <= since else "message")
             sent += 1
-            self._cursor = max(self._cursor or r.updated_at, r.updated_at)
-        self._cursor = max(self._cursor or since, since)
         cutoff = self._cursor - timedelta(seconds=2 * FEED_OVERLAP)
         self._shown = {i: at for i, at in self._shown.items() if at >= cutoff}
         return sent

@@ -3,8 +3,8 @@
 chat.postMessage allows about one message a second per channel (short bursts
 tolerated) under a workspace-wide cap; chat.update and conversations.* are
 Tier 3 methods, about 50 a minute per workspace; chat.postEphemeral and
-views.publish are Tier 4, about 100 a minute. Keeping under them ourselves spares the round trip that
-ends in a 429.
+views.publish are Tier 4, about 100 a minute. Keeping under them ourselves
+spares the round trip that ends in a 429.
 
 A token bucket shapes the short bursts; it alone would let a full bucket plus
 a minute's refill through in one minute, so the per-minute figures are also
