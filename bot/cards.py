@@ -125,6 +125,8 @@ def _decided(approval: Approval, now: datetime) -> str:
         return f"Rejected by {approval.decided_by} at {when}"
     if approval.state == "cancelled":
         return "No longer needed: the task was cancelled"
+    if approval.state == "superseded":
+        return "No longer valid: what the step would do changed since; a new approval is asked"
     return "Expired without a decision"
 
 

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from adapters.chat import Card, Click, ClickResult, Handled, Inbound, Unavailable
 from bot import cards
 from bot.commands import HELP, MAX_TEXT, Command, clean, parse
+from tasks.approvals import Approver
 from tasks.controls import Controls
 from tasks.db import transient
 from tasks.models import Task
@@ -168,7 +169,8 @@ class Conversation:
         except (TypeError, ValueError):
             return ClickResult(False, "That button carries no approval.")
         try:
-            result = await self.controls.decide(approval_id, c.user, c.action == "approve", self.clock())
+            who = Approver(c.platform, c.tenant, c.user)  # a user id counts only in its own workspace
+            result = await self.controls.decide(approval_id, who, c.action == "approve", self.clock())
         except NotFound:
             return ClickResult(False, "That approval does not exist (any more).")
         card = await self.approval_card(approval_id)

@@ -1,5 +1,9 @@
 """Approval decisions: pure functions. Who may decide, is the decision still
-valid, and what the approval becomes."""
+valid, and what the approval becomes.
+
+An approver is a person of one platform's workspace: (platform, tenant, user).
+The same user id in another workspace, or on another platform (the console
+beside Slack), is somebody else."""
 
 from __future__ import annotations
 
@@ -12,9 +16,22 @@ from typing import Any
 
 
 def args_hash(skill: str, args: Mapping[str, Any]) -> str:
-    """Bind an approval to exactly what will be done: skill plus normalized args."""
+    """Bind an approval to exactly what will be done: skill plus normalized args
+    (the resolved arguments, placeholders filled in: what the card shows)."""
     canonical = json.dumps({"skill": skill, "args": args}, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+STALE = "the step changed since approval was asked; it is asked again"
+
+
+@dataclass(frozen=True)
+class Approver:
+    """Who clicked: a user id means something only within its platform and workspace."""
+
+    platform: str
+    tenant: str
+    user: str
 
 
 @dataclass(frozen=True)
@@ -36,10 +53,16 @@ def decide(
     expires_at: datetime,
     bound_hash: str,
     current_hash: str,
-    user: str,
+    approver: Approver,
+    task_workspace: tuple[str, str],
     approve: bool,
     now: datetime,
 ) -> Verdict:
+    """`task_workspace` is the task's (platform, tenant). A refusal whose new state
+    is `superseded` means what the step would do changed: ask again."""
+    if (approver.platform, approver.tenant) != task_workspace:
+        return Verdict(False, "this approval belongs to another workspace", state)
+    user = approver.user
     if state != "pending":
         return Verdict(False, f"this approval was already {state}", state)
     if now >= expires_at:
@@ -47,7 +70,7 @@ def decide(
     if user not in approvers:
         return Verdict(False, "you are not allowed to decide this approval", state)
     if bound_hash != current_hash:
-        return Verdict(False, "the step changed since approval was asked; ask again", state)
+        return Verdict(False, STALE, "superseded")
     if any(d["user"] == user for d in decisions):
         return Verdict(False, "you have already decided this approval", state)
     new: tuple[dict[str, Any], ...] = (

@@ -253,10 +253,15 @@ class Checkpoints:
     async def request_approval(
         self, task_id: int, key: str, worker: str, *, skill: str, args_hash: str,
         summary: dict[str, Any], approvers: list[str], required: int, expires_at: datetime,
-        on_reject: str, now: datetime,
+        on_reject: str, now: datetime, supersedes: int | None = None,
     ) -> int:  # fmt: skip
+        """Ask for a person's approval. `supersedes` names an approval given to other
+        values (an earlier step's result changed since): it no longer counts."""
+
         def q(tx: Tx) -> int:
             row = self.store.fenced_task_row(tx, task_id, worker, _LIVE, updated_at=now)
+            if supersedes is not None:
+                self._supersede(tx, task_id, row, supersedes, key, worker, now)
             approval_id = tx.conn.execute(
                 insert(APPROVAL).values(
                     task_id=task_id, step_key=key, skill=skill, args_hash=args_hash, summary=summary,
@@ -279,6 +284,17 @@ class Checkpoints:
             return int(approval_id)
 
         return await self.db.run(q, task_id)
+
+    def _supersede(self, tx: Tx, task_id: int, row: Any, approval_id: int, key: str, worker: str,
+                   now: datetime) -> None:  # fmt: skip
+        tx.conn.execute(update(APPROVAL).where(APPROVAL.c.id == approval_id).values(state="superseded"))
+        tx.insert_later(EVENT, event_row(task_id, worker, "approval.superseded", now, step=key,
+                                         approval=approval_id, reason="the values changed after approval"))  # fmt: skip
+        if row.conversation:
+            tx.insert_later(OUTBOX, outbox_row(
+                task_id=task_id, platform=row.platform, kind="approval_card", conversation=row.conversation,
+                now=now, card_key=f"approval:{approval_id}", payload={"approval_id": approval_id},
+            ))  # fmt: skip
 
     async def note(self, task_id: int, actor: str, kind: str, now: datetime, **detail: Any) -> None:
         """An audit event with no state change (an auto-approve rule fired, say)."""

@@ -11,6 +11,8 @@ from typing import Any
 from sqlalchemy import insert, select, update
 
 from tasks import approvals as approval_rules
+from tasks import binding
+from tasks.approvals import Approver
 from tasks.clock import next_fire, utcnow
 from tasks.models import Schedule
 from tasks.policy import Policy
@@ -142,43 +144,64 @@ class Controls:
 
     # -- approvals ----------------------------------------------------------
 
-    async def decide(self, approval_id: int, user: str, approve: bool, now: datetime | None = None) -> DecisionResult:
+    async def decide(self, approval_id: int, approver: Approver, approve: bool,
+                     now: datetime | None = None) -> DecisionResult:  # fmt: skip
+        """A person's click. `approver` is who clicked, where: only a person of the
+        task's own platform and workspace may decide; any refusal is audited."""
         t = now or utcnow()
-        return await self.db.run(lambda tx: self._decide(tx, approval_id, user, approve, t))
+        return await self.db.run(lambda tx: self._decide(tx, approval_id, approver, approve, t))
 
-    def _decide(self, tx: Tx, approval_id: int, user: str, approve: bool, now: datetime) -> DecisionResult:
+    def _decide(self, tx: Tx, approval_id: int, who: Approver, approve: bool, now: datetime) -> DecisionResult:
         a = tx.conn.execute(select(APPROVAL).where(APPROVAL.c.id == approval_id).with_for_update()).first()
         if a is None:
             raise NotFound(f"no approval {approval_id}")
-        step = tx.conn.execute(select(STEP).where(STEP.c.task_id == a.task_id, STEP.c.key == a.step_key)).first()
-        current = approval_rules.args_hash(step.skill, step.args or {}) if step else ""
+        task = tx.conn.execute(select(TASK).where(TASK.c.id == a.task_id)).first()
         verdict = approval_rules.decide(
             state=a.state, approvers=a.approvers or [], required=a.required,
             decisions=a.decisions or [], expires_at=a.expires_at, bound_hash=a.args_hash,
-            current_hash=current, user=user, approve=approve, now=now,
+            current_hash=self._current_hash(tx, a, task), approver=who,
+            task_workspace=(task.platform, task.tenant), approve=approve, now=now,
         )  # fmt: skip
+        where = {"platform": who.platform, "tenant": who.tenant,
+                 "task_platform": task.platform, "task_tenant": task.tenant}  # fmt: skip
         if not verdict.accepted:
-            tx.insert_later(EVENT, event_row(a.task_id, user, "approval.refused", now,
-                                             approval=approval_id, reason=verdict.reason))  # fmt: skip
+            tx.insert_later(EVENT, event_row(a.task_id, who.user, "approval.refused", now, approval=approval_id,
+                                             reason=verdict.reason, **where))  # fmt: skip
+            if verdict.new_state == "superseded":
+                self._apply_decision(tx, a, "superseded", who.user, now)
+                self._approval_card(tx, approval_id, a.task_id, now)
             return DecisionResult(False, verdict.reason, a.task_id, a.state)
         done = verdict.new_state != "pending"
         tx.conn.execute(
             update(APPROVAL).where(APPROVAL.c.id == approval_id).values(
                 state=verdict.new_state, decisions=list(verdict.decisions),
-                decided_by=user if done else None, decided_at=now if done else None,
+                decided_by=who.user if done else None, decided_at=now if done else None,
             )
         )  # fmt: skip
         kind = {"approved": "approval.approved", "rejected": "approval.rejected"}.get(
             verdict.new_state, "approval.noted"
         )
-        tx.insert_later(EVENT, event_row(a.task_id, user, kind, now, approval=approval_id, step=a.step_key))
+        tx.insert_later(EVENT, event_row(a.task_id, who.user, kind, now, approval=approval_id, step=a.step_key,
+                                         **where))  # fmt: skip
         self._approval_card(tx, approval_id, a.task_id, now)
         if done:
-            self._apply_decision(tx, a, verdict.new_state, user, now)
+            self._apply_decision(tx, a, verdict.new_state, who.user, now)
         return DecisionResult(True, verdict.reason, a.task_id, verdict.new_state)
 
+    def _current_hash(self, tx: Tx, a: Any, task: Any) -> str:
+        """The hash of the step's arguments as they would run now."""
+        rows = tx.conn.execute(select(STEP.c.key, STEP.c.skill, STEP.c.args, STEP.c.state, STEP.c.result)
+                               .where(STEP.c.task_id == a.task_id)).all()  # fmt: skip
+        step = next((r for r in rows if r.key == a.step_key), None)
+        if step is None:
+            return ""
+        results = {r.key: r.result for r in rows if r.state == StepState.SUCCEEDED.value}
+        return binding.bound_hash(step.skill, step.args or {}, task, results)
+
     def _apply_decision(self, tx: Tx, a: Any, state: str, user: str, now: datetime) -> None:
-        if state == "approved":
+        if state == "superseded":  # the step runs its turn again, which asks anew
+            tx.conn.execute(update(APPROVAL).where(APPROVAL.c.id == a.id).values(state=state, decided_at=now))
+        if state in ("approved", "superseded"):
             step_values: dict[str, Any] = {"state": StepState.PENDING.value}
         elif a.on_reject == "skip":
             step_values = {"state": StepState.SKIPPED.value, "finished_at": now}

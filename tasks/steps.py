@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from tasks import binding
 from tasks.approvals import args_hash
 from tasks.db import transient
 from tasks.faults import crash_point
 from tasks.models import Approval, Task
-from tasks.plans import PlanError, blocked_steps, ready_steps, render_args
+from tasks.plans import PlanError, blocked_steps, ready_steps
 from tasks.retry import RetryPolicy, decide_retry
 from tasks.skills import CannotTell, Effect, Skill, SkillError, StepContext, StepResult
 from tasks.states import StepState
@@ -99,9 +100,7 @@ class TurnState:
         return min(times) if times else None
 
     def scope(self, task: Task) -> dict[str, Any]:
-        params = dict(task.params or {})
-        return {**params, "params": params, "steps": dict(self.results),
-                "task": {"id": task.id, "requester": task.requester, "text": task.text}}  # fmt: skip
+        return binding.scope(task, self.results)
 
 
 class StepRunner:
@@ -129,7 +128,7 @@ class StepRunner:
         step = view.step(key)
         skill: Skill = self.engine.registry.get(step.skill)
         try:
-            args = render_args(step.args or {}, turn.scope(task))
+            args = binding.resolve(skill.name, step.args or {}, task, turn.results)
         except PlanError as e:
             return await self._fail(task, turn, key, str(e), retry=False)
         if not rules.allows(skill.name):
@@ -160,20 +159,23 @@ class StepRunner:
             await self.cp.note(task.id, "policy", "approval.auto", now, step=key, rule=auto_rule)
         if not need:
             return True
-        step = view.step(key)
-        bound = args_hash(skill.name, step.args or {})
+        # Bound to the values that will run (and that the card shows), checked
+        # here, right before the effect: an approval of other values does not count.
+        bound = args_hash(skill.name, args)
         latest = _latest(view.approvals, key)
         if latest is not None and latest.state == "approved" and latest.args_hash == bound:
             return True
         if latest is not None and latest.state == "pending":
             turn.states[key] = S.WAITING.value
             return False
+        stale = latest.id if latest is not None and latest.state == "approved" else None
         summary = {**skill.describe(args), "step": key, "effect": skill.effect.value,
                    "requester": task.requester}  # fmt: skip
         await self.cp.request_approval(
             task.id, key, self.engine.name, skill=skill.name, args_hash=bound, summary=summary,
             approvers=rules.approvers_for(task.requester), required=rules.required,
             expires_at=now + timedelta(seconds=rules.expiry_seconds), on_reject=rules.on_reject, now=now,
+            supersedes=stale,
         )  # fmt: skip
         turn.states[key] = S.WAITING.value
         return False

@@ -17,6 +17,7 @@ from tasks.policy import Policy, Rules
 from tasks.skills import Effect, Skill, SkillError, SkillRegistry, StepContext, StepResult
 from tasks.store import NewTask, Store
 from tests.conftest import Clock
+from tests.fakes.engine_harness import person
 
 CONV = {"platform": "console", "tenant": "t1", "channel": "general", "thread": "m1", "extra": {}}
 
@@ -215,12 +216,12 @@ async def test_effect_waits_for_approval_and_runs_once_approved(h: Harness) -> N
     assert view.task.state == "waiting_approval" and view.task.lease_holder is None
     (approval,) = view.approvals
     assert approval.approvers == ["alice"] and approval.summary["text"] == "hello"
-    refused = await h.controls.decide(approval.id, "mallory", True, h.clock())
+    refused = await h.controls.decide(approval.id, person("mallory"), True, h.clock())
     assert not refused.accepted and "not allowed" in refused.reason
     assert (await h.store.get_task(task_id)).state == "waiting_approval"  # type: ignore[union-attr]
-    ok = await h.controls.decide(approval.id, "alice", True, h.clock())
+    ok = await h.controls.decide(approval.id, person("alice"), True, h.clock())
     assert ok.accepted and ok.state == "approved"
-    again = await h.controls.decide(approval.id, "alice", True, h.clock())
+    again = await h.controls.decide(approval.id, person("alice"), True, h.clock())
     assert not again.accepted and "already approved" in again.reason
     await h.drain()
     assert (await h.store.get_task(task_id)).state == "succeeded"  # type: ignore[union-attr]
@@ -233,7 +234,7 @@ async def test_reject_fails_the_task(h: Harness) -> None:
     task_id = await h.submit(playbook="announce", params={"channel": "eng", "text": "hi"})
     await h.drain()
     (approval,) = (await h.store.view(task_id)).approvals
-    await h.controls.decide(approval.id, "alice", False, h.clock())
+    await h.controls.decide(approval.id, person("alice"), False, h.clock())
     await h.drain()
     view = await h.store.view(task_id)
     assert view.task.state == "failed" and "rejected by alice" in (view.task.error or "")
@@ -245,7 +246,7 @@ async def test_approval_expires_and_expired_decision_is_refused(h: Harness, cloc
     await h.drain()
     (approval,) = (await h.store.view(task_id)).approvals
     clock.advance(25 * 3600)
-    late = await h.controls.decide(approval.id, "alice", True, clock())
+    late = await h.controls.decide(approval.id, person("alice"), True, clock())
     assert not late.accepted and "expired" in late.reason
     assert await h.controls.expire_approvals(clock()) == [approval.id]
     assert (await h.store.get_task(task_id)).state == "expired"  # type: ignore[union-attr]
@@ -264,7 +265,7 @@ async def test_decision_on_changed_args_is_refused(h: Harness, db: Database) -> 
             update(STEP).where(STEP.c.task_id == task_id).values(args={"channel": "#all", "text": "x"})
         )
     )
-    refused = await h.controls.decide(approval.id, "alice", True, h.clock())
+    refused = await h.controls.decide(approval.id, person("alice"), True, h.clock())
     assert not refused.accepted and "changed" in refused.reason
 
 

@@ -18,7 +18,7 @@ from tasks.plans import PlanError, PlanLater
 from tasks.policy import Policy, Rules
 from tasks.skillbook import builtin_registry
 from tests.conftest import Clock
-from tests.fakes.engine_harness import Harness
+from tests.fakes.engine_harness import Harness, person
 from tests.fakes.openai_server import FakeOpenAI, running_fake_openai
 
 
@@ -240,7 +240,7 @@ async def test_policy_can_require_approval_of_the_whole_plan(
     (approval,) = view.approvals
     assert approval.step_key == "plan" and approval.approvers == ["bob"]
     assert "w: wait" in approval.summary["text"]
-    assert (await h.controls.decide(approval.id, "bob", True, clock())).accepted
+    assert (await h.controls.decide(approval.id, person("bob"), True, clock())).accepted
     await h.drain()
     assert (await h.store.get_task(task_id)).state == "succeeded"  # type: ignore[union-attr]
 

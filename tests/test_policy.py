@@ -12,7 +12,7 @@ from tasks.db import Database
 from tasks.plan_gate import PLAN_GATE
 from tasks.policy import AutoApprove, PolicyError, Rules, load_policy
 from tests.conftest import Clock
-from tests.fakes.engine_harness import Harness
+from tests.fakes.engine_harness import Harness, person
 
 GOOD = """\
 defaults:
@@ -130,7 +130,7 @@ async def test_waiting_approval_is_escalated_once_with_an_event(db: Database, cl
     assert approval.id == escalated and approval.approvers == ["alice", "oncall"]
     events = [e for e in await h.store.events(task_id) if e.kind == "approval.escalated"]
     assert len(events) == 1 and events[0].detail["added"] == ["oncall"]
-    assert (await h.controls.decide(approval.id, "oncall", True, clock())).accepted
+    assert (await h.controls.decide(approval.id, person("oncall"), True, clock())).accepted
 
 
 async def test_two_of_three_approvers_are_needed(db: Database, clock: Clock) -> None:
@@ -141,11 +141,11 @@ async def test_two_of_three_approvers_are_needed(db: Database, clock: Clock) -> 
     task_id = await h.submit(steps=POST)
     await h.drain()
     (approval,) = (await h.store.view(task_id)).approvals
-    assert not (await h.controls.decide(approval.id, "alice", True, clock())).accepted
-    assert (await h.controls.decide(approval.id, "bob", True, clock())).state == "pending"
+    assert not (await h.controls.decide(approval.id, person("alice"), True, clock())).accepted
+    assert (await h.controls.decide(approval.id, person("bob"), True, clock())).state == "pending"
     await h.drain()
     assert await h.messages(task_id) == []
-    assert (await h.controls.decide(approval.id, "carol", True, clock())).state == "approved"
+    assert (await h.controls.decide(approval.id, person("carol"), True, clock())).state == "approved"
     await h.drain()
     assert len(await h.messages(task_id)) == 1
 

@@ -16,7 +16,7 @@ from tasks.mail import EmailSend, SmtpServer
 from tasks.policy import Policy, Rules
 from tasks.skills import SkillError, StepContext
 from tests.conftest import Clock
-from tests.fakes.engine_harness import Harness
+from tests.fakes.engine_harness import Harness, person
 
 
 class Inbox:
@@ -123,7 +123,7 @@ async def test_email_needs_approval_and_shows_what_will_be_sent(
     await h.drain()
     (approval,) = (await h.store.view(task_id)).approvals
     assert inbox.got == [] and "Subject: Report" in approval.summary["text"]
-    await h.controls.decide(approval.id, "alice", True, clock())
+    await h.controls.decide(approval.id, person("alice"), True, clock())
     await h.drain()
     assert (await h.store.get_task(task_id)).state == "succeeded"  # type: ignore[union-attr]
     assert len(inbox.got) == 1

@@ -17,7 +17,7 @@ from tasks.mcp_bridge import load_mcp_skills, mcp_skills
 from tasks.policy import Policy, Rules
 from tasks.skills import Effect, Skill, StepContext
 from tests.conftest import Clock
-from tests.fakes.engine_harness import CONV, Harness
+from tests.fakes.engine_harness import CONV, Harness, person
 
 SERVER = str(Path(__file__).parent / "fakes" / "mcp_server.py")
 STDIO = {"name": "kb", "command": sys.executable, "args": [SERVER]}
@@ -76,7 +76,7 @@ async def test_mcp_steps_run_read_freely_and_effects_after_approval(
     assert view.step("look").result["text"] == "service level agreement"
     assert view.task.state == "waiting_approval" and view.step("sum").state == "waiting_approval"
     (approval,) = view.approvals
-    await h.controls.decide(approval.id, "alice", True, clock())
+    await h.controls.decide(approval.id, person("alice"), True, clock())
     await h.drain()
     view = await h.store.view(task_id)
     assert view.task.state == "succeeded" and view.step("sum").result["text"] == "3"

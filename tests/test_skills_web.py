@@ -15,7 +15,7 @@ from tasks.policy import Policy, Rules
 from tasks.skills import SkillError, StepContext
 from tasks.web_skills import HttpFetch, WebhookCall, check_url, is_public_address
 from tests.conftest import Clock
-from tests.fakes.engine_harness import Harness
+from tests.fakes.engine_harness import Harness, person
 from tests.fakes.loopback import serving
 
 OPEN = Policy(http_allow_private=True, http_max_bytes=1000)
@@ -140,7 +140,7 @@ async def test_webhook_waits_for_approval_then_calls_once(db: Database, clock: C
     await h.drain()
     (approval,) = (await h.store.view(task_id)).approvals
     assert site.received == [] and approval.summary["target"] == "webhook deploys"
-    await h.controls.decide(approval.id, "bob", True, clock())
+    await h.controls.decide(approval.id, person("bob"), True, clock())
     await h.drain()
     assert (await h.store.get_task(task_id)).state == "succeeded"  # type: ignore[union-attr]
     assert len(site.received) == 1

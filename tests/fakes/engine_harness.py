@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tasks.approvals import Approver
 from tasks.controls import Controls
 from tasks.core_skills import core_skills
 from tasks.db import Database
@@ -22,6 +23,11 @@ from tests.conftest import Clock
 
 CONV = {"platform": "console", "tenant": "t1", "channel": "general", "thread": "m1", "extra": {}}
 NO_APPROVALS = Policy(defaults=Rules(approval_effects=frozenset()))
+
+
+def person(user: str) -> Approver:
+    """A person of the workspace the harness's tasks belong to."""
+    return Approver("console", "t1", user)
 
 
 async def no_sleep(seconds: float) -> None:
