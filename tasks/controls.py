@@ -155,7 +155,7 @@ class Controls:
         a = tx.conn.execute(select(APPROVAL).where(APPROVAL.c.id == approval_id).with_for_update()).first()
         if a is None:
             raise NotFound(f"no approval {approval_id}")
-        task = tx.conn.execute(select(TASK).where(TASK.c.id == a.task_id)).first()
+        task = tx.conn.execute(select(TASK).where(TASK.c.id == a.task_id)).one()
         verdict = approval_rules.decide(
             state=a.state, approvers=a.approvers or [], required=a.required,
             decisions=a.decisions or [], expires_at=a.expires_at, bound_hash=a.args_hash,
