@@ -91,6 +91,8 @@ def approval_card(approval: Approval, task: Task, now: datetime, base_url: str =
     body = [f"What will be done: {approval.skill}"]
     if s.get("target"):
         body.append(f"Where: {s['target']}")
+    if s.get("why"):
+        body.append(f"Why a person is asked: {s['why']}")
     if s.get("text"):
         body.append(f"Text to be posted:\n{s['text']}")
     shown = {k: v for k, v in (s.get("args") or {}).items() if k != "text"}

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tasks.egress import url_host
 from tasks.policy import Policy
 from tasks.skills import Effect, Skill, SkillError, StepContext, StepResult
 
@@ -72,6 +73,10 @@ class McpTool(Skill):
         idem = bool(hints and (hints.idempotent_hint or hints.read_only_hint))
         self.idempotent = effect == Effect.READ or idem  # type: ignore[misc]
         self.timeout = server.timeout + 10  # type: ignore[misc]
+
+    def reaches(self, args: Mapping[str, Any]) -> str | None:
+        """A tool that reads a URL it is given (a fetch tool) sends data to that host."""
+        return next((h for k in ("url", "uri") if (h := url_host(args.get(k)))), None)
 
     async def run(self, ctx: StepContext, args: dict[str, Any]) -> StepResult:
         from mcp import MCPError

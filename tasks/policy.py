@@ -47,16 +47,22 @@ class Rules:
     person_daily_dollars: float | None = None
     auto_approve: tuple[AutoApprove, ...] = ()
     skill_effects: dict[str, str] = field(default_factory=dict)
+    fetch_allowlist: tuple[str, ...] = ()  # hosts (globs) reads may send model-made arguments to
 
     def allows(self, skill: str) -> bool:
         if self.allowed_skills is None:
             return True
         return any(fnmatch.fnmatchcase(skill, p) for p in self.allowed_skills)
 
-    def needs_approval(self, skill: str, effect: str, args: Mapping[str, Any]) -> tuple[bool, str | None]:
-        """(needs a person?, name of the auto-approve rule that waived it)."""
+    def needs_approval(self, skill: str, effect: str, args: Mapping[str, Any],
+                       leaves: bool = False) -> tuple[bool, str | None]:  # fmt: skip
+        """(needs a person?, name of the auto-approve rule that waived it). `leaves`:
+        a read would send untrusted arguments to a host off the `fetch_allowlist`
+        (`tasks.egress`); only a person waives that."""
         if skill == PLAN_GATE:  # asked for by the policy itself; no rule waives it
             return self.approve_plan, None
+        if leaves:
+            return True, None
         effect = self.effect_of(skill, effect)
         if effect not in self.approval_effects:
             return False, None

@@ -93,6 +93,14 @@ def _auto_rules(value: Any) -> tuple[AutoApprove, ...]:
     return tuple(rules)
 
 
+def _hosts(value: Any) -> tuple[str, ...]:
+    hosts = _strings(value)
+    for h in hosts:
+        if not h or any(c in h for c in "/:@ "):
+            raise Bad(f"takes host names or patterns such as docs.example.com or *.example.com, not {h!r}")
+    return tuple(h.lower() for h in hosts)
+
+
 def _skill_effects(value: Any) -> dict[str, str]:
     if not isinstance(value, Mapping) or not set(value.values()) <= _EFFECTS:
         raise Bad(f"maps skill names to {sorted(_EFFECTS)}")
@@ -113,4 +121,5 @@ CONVERTERS: dict[str, Any] = {
     "budget": _budget,
     "auto_approve": _auto_rules,
     "skill_effects": _skill_effects,
+    "fetch_allowlist": _hosts,
 }

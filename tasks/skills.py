@@ -102,6 +102,11 @@ class Skill:
         """What a person approving this step should see."""
         return {"skill": self.name, "args": dict(args)}
 
+    def reaches(self, args: Mapping[str, Any]) -> str | None:
+        """The host this step sends its arguments to when the arguments choose it
+        (a fetch's URL); None when they choose no host. See `tasks.egress`."""
+        return None
+
 
 class SkillRegistry:
     def __init__(self, skills: Iterable[Skill] = ()):

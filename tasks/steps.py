@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from tasks import binding
+from tasks import binding, egress
 from tasks.approvals import args_hash
 from tasks.db import transient
 from tasks.faults import crash_point
@@ -153,7 +153,10 @@ class StepRunner:
     async def _approved(self, task: Task, view: TaskView | PlannedView, turn: TurnState, key: str, skill: Skill,
                         args: dict[str, Any], rules: Any) -> bool:  # fmt: skip
         assert task.id is not None
-        need, auto_rule = rules.needs_approval(skill.name, skill.effect.value, args)
+        # A read whose model-made arguments go to a host off the allowlist can carry data out.
+        origin = egress.untrusted_origin(view.step(key).args or {}, planned_by_model=not task.playbook)
+        why = egress.leaving(skill.reaches(args), origin, rules.fetch_allowlist)
+        need, auto_rule = rules.needs_approval(skill.name, skill.effect.value, args, leaves=why is not None)
         now = self.engine.clock()
         if auto_rule and key not in turn.intents:
             await self.cp.note(task.id, "policy", "approval.auto", now, step=key, rule=auto_rule)
@@ -170,7 +173,7 @@ class StepRunner:
             return False
         stale = latest.id if latest is not None and latest.state == "approved" else None
         summary = {**skill.describe(args), "step": key, "effect": skill.effect.value,
-                   "requester": task.requester}  # fmt: skip
+                   "requester": task.requester, **({"why": why} if why else {})}  # fmt: skip
         await self.cp.request_approval(
             task.id, key, self.engine.name, skill=skill.name, args_hash=bound, summary=summary,
             approvers=rules.approvers_for(task.requester), required=rules.required,

@@ -21,6 +21,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
+from tasks.egress import url_host
 from tasks.page_text import page_text
 from tasks.policy import Policy
 from tasks.skills import Effect, Skill, SkillError, StepContext, StepResult
@@ -99,6 +100,9 @@ class HttpFetch(Skill):
 
     def __init__(self, policy: Policy | None = None):
         self.policy = policy or Policy()
+
+    def reaches(self, args: Mapping[str, Any]) -> str | None:
+        return url_host(args.get("url"))
 
     def _session(self) -> aiohttp.ClientSession:
         timeout = aiohttp.ClientTimeout(total=self.policy.http_timeout_seconds)

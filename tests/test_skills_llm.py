@@ -139,7 +139,8 @@ def obedient(request: dict[str, Any]) -> Reply:
 async def test_instruction_planted_in_a_fetched_page_still_waits_for_a_person(
     db: Database, clock: Clock, fake_openai: FakeOpenAI, page_server: str
 ) -> None:
-    policy = Policy(http_allow_private=True, prices=PRICES)  # default: effects need approval
+    # default: effects need approval; the page's host is allowed to be read from a model's plan
+    policy = Policy(http_allow_private=True, prices=PRICES, defaults=Rules(fetch_allowlist=("127.0.0.1",)))
     h = harness(db, clock, fake_openai, policy)
     fake_openai.responder = obedient
     task_id = await h.submit(
