@@ -8,7 +8,9 @@ is defanged, and the system message says what the delimiters mean.
 This is the model-side half. The other half holds by construction: a model's
 output can only become step arguments or text; approvals are decided only by
 `Controls.decide` from a person's click, and approvers, budgets and the policy
-are read from the policy file, never from a step's output.
+are read from the policy file, never from a step's output. What the model
+writes cannot leave through a read either: a network read whose arguments the
+model made needs a person unless the policy allows its host (`tasks.egress`).
 """
 
 from __future__ import annotations

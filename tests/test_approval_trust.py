@@ -259,3 +259,17 @@ async def test_a_change_before_the_click_refuses_it_and_asks_again(h: Harness, d
     old, new = (await h.store.view(task_id)).approvals
     assert old.state == "superseded" and new.state == "pending" and new.summary["text"] == "v2"  # type: ignore[index]
     assert await h.messages(task_id) == []
+
+
+async def test_a_plan_gate_shows_and_binds_the_plan_as_written(db: Database, clock: Clock) -> None:
+    from tasks.policy import Policy, Rules
+
+    h = Harness(db, clock, policy=Policy(defaults=Rules(approve_plan=True)), extra=[Drafter()])
+    task_id = await h.submit(steps=PLAN)
+    await h.drain()
+    (gate,) = (await h.store.view(task_id)).approvals
+    assert gate.summary is not None and "{{ steps.draft.text }}" in gate.summary["text"]
+    assert (await h.controls.decide(gate.id, person("alice"), True, h.clock())).accepted
+    await h.drain()  # the gate passes; the post then asks for its own approval, with the values filled in
+    view = await h.store.view(task_id)
+    assert view.step("plan").state == "succeeded" and view.approvals[-1].summary["text"] == "v1"  # type: ignore[index]
