@@ -104,6 +104,9 @@ class HttpFetch(Skill):
     def reaches(self, args: Mapping[str, Any]) -> str | None:
         return url_host(args.get("url"))
 
+    def describe(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        return {"skill": self.name, "target": str(args.get("url") or ""), "args": dict(args)}
+
     def _session(self) -> aiohttp.ClientSession:
         timeout = aiohttp.ClientTimeout(total=self.policy.http_timeout_seconds)
         resolver = None if self.policy.http_allow_private else _GuardedResolver()

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from bot.cards import approval_card
 from tasks import egress
 from tasks.db import Database
 from tasks.llm import LLM, make_llm
@@ -114,6 +115,8 @@ async def test_a_fetch_of_a_url_the_model_took_from_a_page_waits_for_a_person(
     assert approval.step_key == "open" and approval.summary is not None
     assert approval.summary["args"] == {"url": sites.steal_url}  # the card shows where it would go
     assert "127.0.0.1" in approval.summary["why"] and "output of step link" in approval.summary["why"]
+    card = approval_card(approval, view.task, h.clock())
+    assert f"Where: {sites.steal_url}" in card.body and any(line.startswith("Why a person") for line in card.body)
 
     assert (await h.controls.decide(approval.id, person("alice"), False, h.clock())).accepted
     await h.drain()
