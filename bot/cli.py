@@ -295,6 +295,9 @@ def cmd_teams_package(settings: Settings, args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"cowork: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        print(f"cowork: cannot write the Teams package: {e.strerror or e} ({e.filename})", file=sys.stderr)
+        return 1
     print(f"wrote {path}: upload it in Teams (Apps > Manage your apps > Upload an app)")
     return 0
 

@@ -36,7 +36,7 @@ from tests.fakes.bot_connector import (
 )
 from tests.fakes.moved_time import MovedTime
 
-SCHEMAS = Path(__file__).resolve().parents[2] / "shared" / "schemas"
+SCHEMAS = Path(__file__).resolve().parent / "schemas"
 CARDS = jsonschema.Draft6Validator(json.loads((SCHEMAS / "adaptive-card-1.5.json").read_text()))
 ROOT = "1700000000100"
 THREAD = f"{CHANNEL};messageid={ROOT}"
