@@ -8,91 +8,36 @@ cleaned up on the way in.
 
 from __future__ import annotations
 
-import asyncio
-import http.client
-import threading
+import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import create_engine, text
 
-from bot.config import Settings
-from bot.runtime import Runtime
-from bot.server import make_app
 from tasks.schema import upgrade
-from tests.fakes.slack_api import fake_slack, signed_headers
-from tests.faults.fleet import free_port
-
-SECRET = "fuzz-signing-secret"
-STREAMS = {"/api/console/events"}  # server-sent events: open until the client leaves
+from tests.conftest import _pg, _pg_url
+from tests.fakes.served import SECRET, Served, served_app
+from tests.fakes.slack_api import signed_headers
 
 
-@dataclass
-class Served:
-    port: int
-    url: str
-    routes: list[tuple[str, str]]
-
-    def counts(self) -> tuple[int, int]:
-        engine = create_engine(self.url)
-        with engine.connect() as conn:
-            got = tuple(int(conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()) for t in ("task", "outbox"))
-        engine.dispose()
-        return got  # type: ignore[return-value]
-
-    def send(self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> int:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
-        try:
-            conn.request(method, path, body=body, headers=headers or {})
-            resp = conn.getresponse()
-            resp.read()
-            return resp.status
-        finally:
-            conn.close()
-
-
-def _serve(url: str, port: int, ready: threading.Event, stop: threading.Event, out: list[Served]) -> None:
-    async def main() -> None:
-        async with fake_slack() as slack:
-            await app_until(slack.base_url)
-
-    async def app_until(slack_url: str) -> None:
-        settings = Settings(DATABASE_URL=url, SLACK_BOT_TOKEN="xoxb-fuzz", SLACK_SIGNING_SECRET=SECRET,
-                            SLACK_API_URL=slack_url, MicrosoftAppId="fuzz-app",
-                            MicrosoftAppPassword="fuzz-password")  # fmt: skip
-        runtime = Runtime(settings)
-        app = make_app(runtime, console=True)
-        routes = sorted({(r.method, r.resource.canonical) for r in app.router.routes()
-                         if r.resource is not None and r.method in ("GET", "POST")})  # fmt: skip
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        out.append(Served(port, url, [r for r in routes if r[1] not in STREAMS]))
-        ready.set()
-        await asyncio.to_thread(stop.wait)
-        await runner.cleanup()
-        runtime.close()
-
-    asyncio.run(main())
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    path: Path = tmp_path_factory.mktemp("fuzz") / "fuzz.db"
-    url = f"sqlite:///{path}"
-    upgrade(url)
-    ready, stop, out = threading.Event(), threading.Event(), []  # type: ignore[var-annotated]
-    thread = threading.Thread(target=_serve, args=(url, free_port(), ready, stop, out), daemon=True)
-    thread.start()
-    assert ready.wait(30), "the app did not start"
-    yield out[0]
-    stop.set()
-    thread.join(10)
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """The app on SQLite, and on PostgreSQL (a database cloned from the migrated template)."""
+    folder = tmp_path_factory.mktemp("fuzz")
+    if request.param == "sqlite":
+        url = f"sqlite:///{folder / 'fuzz.db'}"
+        upgrade(url)
+        with served_app(url, folder) as app:
+            yield app
+        return
+    name = f"cowork_fuzz_{uuid.uuid4().hex[:12]}"
+    _pg(f'CREATE DATABASE "{name}" TEMPLATE "{request.getfixturevalue("pg_template")}"')
+    try:
+        with served_app(_pg_url(name), folder) as app:
+            yield app
+    finally:
+        _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
