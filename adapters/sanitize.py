@@ -1,8 +1,8 @@
 """What arrives from outside, made storable. Pure functions, used at the edges.
 
-- `db_id`: an id as the database can hold it (a positive 64-bit integer), or None.
-  Python ints have no bound; SQLite and PostgreSQL stop at 2**63 - 1, and a float
-  such as 1e308 or Infinity is no id at all.
+- `db_id`: an id as the database can hold it, or None. Python ints have no bound;
+  the id columns are INTEGER, which is 64 bits on SQLite but 32 on PostgreSQL
+  (2**31 - 1 at most), and a float such as 1e308 or Infinity is no id at all.
 - `text` and `deep`: NUL (PostgreSQL refuses it in text) and lone surrogates (no
   UTF-8 encoding exists for them; `json.loads` makes them from `"\\ud800"`) become
   U+FFFD, so the message is stored and answered instead of failing the request.
@@ -19,22 +19,22 @@ import json
 import re
 from typing import Any, TypeVar
 
-MAX_ID = 2**63 - 1
+MAX_ID = 2**31 - 1  # an INTEGER id column on PostgreSQL (SQLite's holds more)
 REPLACEMENT = "\ufffd"
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 T = TypeVar("T")
 
 
 def db_id(value: Any) -> int | None:
-    """A positive id within the database's 64-bit range, from an int, an integral
-    float or a string of ASCII digits; None for anything else."""
+    """A positive id within the id columns' range on every database, from an int,
+    an integral float or a string of ASCII digits; None for anything else."""
     if isinstance(value, bool):
         return None
     if isinstance(value, float):
         value = int(value) if value.is_integer() else None
     elif isinstance(value, str):
         digits = value.strip().lstrip("#")
-        value = int(digits) if digits.isascii() and digits.isdigit() and len(digits) <= 19 else None
+        value = int(digits) if digits.isascii() and digits.isdigit() and len(digits) <= 10 else None
     if not isinstance(value, int):
         return None
     return value if 0 < value <= MAX_ID else None

@@ -192,14 +192,12 @@ class SlackEndpoint:
             return web.json_response({"error": "body is not text"}, status=400)
         if not self._signed(body, request.headers):
             return web.json_response({"error": "invalid signature"}, status=401)
+        if wrong := shapes.unreadable(body, request.content_type):  # before bolt reads it
+            return web.json_response({"error": f"malformed payload: {wrong}"}, status=400)
         try:
             bolt_req = AsyncBoltRequest(body=body, query=request.query_string, headers=dict(request.headers))
-        except (ValueError, TypeError, AttributeError, BoltError, RecursionError):
+        except (ValueError, TypeError, AttributeError, LookupError, BoltError, RecursionError):
             return web.json_response({"error": "malformed payload"}, status=400)
-        if not isinstance(bolt_req.body, dict):
-            return web.json_response({"error": "malformed payload"}, status=400)
-        if wrong := shapes.problem(bolt_req.body):
-            return web.json_response({"error": f"malformed payload: {wrong}"}, status=400)
         unavailable: list[str] = []
         token = _UNAVAILABLE.set(unavailable)
         try:

@@ -5,13 +5,15 @@ bolt's matchers index a payload as Slack sends it (`body["event"]["type"]`,
 error is its 500. A signed payload with another shape ("event": "hello", a
 number as a type or an action id, `actions` that is not a list of objects) did
 not come from Slack as documented: it is answered 400 and nothing is stored.
-Pure; `problem` says what is wrong, or None.
+Pure; `unreadable` and `problem` say what is wrong, or None.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+from slack_bolt.request.internals import parse_body
 
 # Ids and names bolt matches on or reads, at the top level: strings (or absent, or null).
 TEXT = ("type", "command", "callback_id", "action_id", "block_id", "trigger_id", "team_id", "user_id",
@@ -22,6 +24,15 @@ LISTS_OF_OBJECTS = ("actions", "authorizations", "response_urls")
 EVENT_TEXT = ("type", "subtype", "channel_type", "tab")  # what bolt matches on; the rest is ours to read
 EVENT_OBJECTS = ("message", "previous_message", "item", "assistant_thread")
 ACTION_TEXT = ("action_id", "block_id", "type")
+
+
+def unreadable(raw: str, content_type: str | None) -> str | None:
+    """Why bolt could not read this request body (parsed as bolt parses it), or None."""
+    try:
+        body = parse_body(raw, content_type)
+    except (ValueError, RecursionError):
+        return "not JSON or a form"
+    return problem(body) if isinstance(body, dict) else "not an object"
 
 
 def _wrong(body: Mapping[str, Any], keys: tuple[str, ...], kinds: tuple[type, ...]) -> str | None:

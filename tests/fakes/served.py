@@ -71,7 +71,9 @@ class Served:
 
     def slack(self, body: str, content_type: str = "application/json") -> int:
         """POST /slack/events with a good signature."""
-        return self.send("POST", "/slack/events", body.encode(), signed_headers(body, SECRET, content_type=content_type))
+        return self.send(
+            "POST", "/slack/events", body.encode(), signed_headers(body, SECRET, content_type=content_type)
+        )
 
     def teams(self, activity: dict[str, Any] | bytes) -> tuple[int, bytes]:
         """POST /api/messages with a good token for this service URL."""
