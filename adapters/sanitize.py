@@ -9,7 +9,9 @@
 - `sanitized`: a frozen dataclass (an `Inbound`, a `Click`) with every string in it,
   nested ones included, made storable.
 - `loads`: `json.loads` whose failure on hostile nesting is a ValueError like any
-  other bad JSON (Python's parser raises RecursionError past about 1,000 levels).
+  other bad JSON (Python's parser raises RecursionError past about 1,000 levels,
+  and what walks the result recursively, bolt's deepcopy or `deep`, fails sooner):
+  no platform nests its payloads anywhere near `MAX_DEPTH` levels.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import json
 import re
 from typing import Any, TypeVar
 
+MAX_DEPTH = 64
 MAX_ID = 2**31 - 1  # an INTEGER id column on PostgreSQL (SQLite's holds more)
 REPLACEMENT = "\ufffd"
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -66,8 +69,23 @@ def sanitized(record: T) -> T:
     return dataclasses.replace(record, **changes) if changes else record  # type: ignore[type-var]
 
 
+def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether lists and dicts nest more than `limit` levels (walked without recursion)."""
+    level: list[Any] = [value]
+    for _ in range(limit + 1):
+        level = [
+            child for v in level if isinstance(v, dict | list) for child in (v.values() if isinstance(v, dict) else v)
+        ]
+        if not level:
+            return False
+    return True
+
+
 def loads(raw: str | bytes) -> Any:
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
     except RecursionError as e:
         raise ValueError("the JSON is nested too deeply") from e
+    if too_deep(value):
+        raise ValueError(f"the JSON is nested more than {MAX_DEPTH} levels deep")
+    return value

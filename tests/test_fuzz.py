@@ -31,6 +31,7 @@ from tests.fakes.payloads import (
 )
 from tests.fakes.served import SECRET, Served, served_app
 from tests.fakes.slack_api import BOT_USER, signed_headers
+from tests.fuzz_random import fuzz
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -249,3 +250,10 @@ def test_any_value_where_bolt_looks_is_never_500(
     body = {**base, key: value}
     status = slack_payload(served, body) if form else served.slack(raw_json(body))
     assert status < 500, f"{body} -> {status}"
+
+
+def test_two_thousand_random_requests_over_every_endpoint_find_no_5xx(served: Served) -> None:
+    """tests/fuzz_random.py: signed (and forged) platform requests with hostile values anywhere."""
+    statuses, errors = fuzz(served, 2000, seed=12)
+    assert errors == []
+    assert sum(statuses.values()) == 2000 and {"200", "400", "401", "404"} <= set(statuses)

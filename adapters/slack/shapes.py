@@ -15,12 +15,19 @@ from typing import Any
 
 from slack_bolt.request.internals import parse_body
 
-# Ids and names bolt matches on or reads, at the top level: strings (or absent, or null).
+from adapters.sanitize import MAX_DEPTH, too_deep
+
+# Ids and names bolt matches on or reads, at the top level: strings when present. bolt
+# tests most keys for presence and then indexes them, so null is allowed only where Slack
+# sends it (NULLABLE) and bolt looks before it leaps.
 TEXT = ("type", "command", "callback_id", "action_id", "block_id", "trigger_id", "team_id", "user_id",
         "channel_id", "enterprise_id", "api_app_id", "event_id", "response_url", "text", "token")  # fmt: skip
 OBJECT_OR_TEXT = ("user", "team", "channel", "enterprise")
 OBJECTS = ("event", "view", "container", "message", "workflow_step", "function_data", "state", "assistant_thread")
 LISTS_OF_OBJECTS = ("actions", "authorizations", "response_urls")
+NULLABLE = frozenset({"team", "enterprise", "enterprise_id", "channel", "user", "response_url", "api_app_id",
+                      "token", "message", "container", "state", "subtype", "channel_type", "tab", "block_id",
+                      "previous_message", "item"})  # fmt: skip
 EVENT_TEXT = ("type", "subtype", "channel_type", "tab")  # what bolt matches on; the rest is ours to read
 EVENT_OBJECTS = ("message", "previous_message", "item", "assistant_thread")
 ACTION_TEXT = ("action_id", "block_id", "type")
@@ -32,13 +39,16 @@ def unreadable(raw: str, content_type: str | None) -> str | None:
         body = parse_body(raw, content_type)
     except (ValueError, RecursionError):
         return "not JSON or a form"
-    return problem(body) if isinstance(body, dict) else "not an object"
+    if not isinstance(body, dict):
+        return "not an object"
+    return f"nested more than {MAX_DEPTH} levels deep" if too_deep(body) else problem(body)
 
 
 def _wrong(body: Mapping[str, Any], keys: tuple[str, ...], kinds: tuple[type, ...]) -> str | None:
     for key in keys:
-        value = body.get(key)
-        if value is not None and not isinstance(value, kinds):
+        if key not in body or (body[key] is None and key in NULLABLE):
+            continue
+        if not isinstance(body[key], kinds):
             return key
     return None
 
@@ -52,6 +62,8 @@ def problem(body: Mapping[str, Any]) -> str | None:
     for key in LISTS_OF_OBJECTS:
         if not all(isinstance(item, dict) for item in body.get(key) or []):
             return f"`{key}` must hold objects"
+    if body.get("actions") == []:
+        return "`actions` is empty"
     event = body.get("event")
     if event is not None:
         key = _wrong(event, EVENT_TEXT, (str,)) or _wrong(event, EVENT_OBJECTS, (dict,))
