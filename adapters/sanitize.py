@@ -72,10 +72,9 @@ def sanitized(record: T) -> T:
 def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
     """Whether lists and dicts nest more than `limit` levels (walked without recursion)."""
     level: list[Any] = [value]
-    for _ in range(limit + 1):
-        level = [
-            child for v in level if isinstance(v, dict | list) for child in (v.values() if isinstance(v, dict) else v)
-        ]
+    for _ in range(limit):
+        children = (c for v in level for c in (v.values() if isinstance(v, dict) else v if isinstance(v, list) else ()))
+        level = [c for c in children if isinstance(c, dict | list)]
         if not level:
             return False
     return True
