@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from adapters.sanitize import db_id
 from bot import logs
 from bot.config import Settings, describe
 
@@ -45,6 +46,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"cowork: {e}", file=sys.stderr)
             return 2
         raise
+
+
+def _task_id(raw: str) -> int:
+    """A task number the database can hold (argparse's int would take any)."""
+    value = db_id(raw)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a task number")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,14 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="a task's plan, steps and event timeline",
         description="Print a task's plan, each step's state and attempts, and its event timeline.",
     )
-    ts.add_argument("id", type=int)
+    ts.add_argument("id", type=_task_id)
     ts.add_argument("--json", action="store_true", help="print JSON")
     ts.set_defaults(func=cmd_tasks_show)
     tc = tsub.add_parser("cancel", help="cancel a task")
-    tc.add_argument("id", type=int)
+    tc.add_argument("id", type=_task_id)
     tc.set_defaults(func=cmd_tasks_cancel)
     te = tsub.add_parser("export", help="write the audit trail as JSON lines")
-    te.add_argument("--task", type=int, help="only this task")
+    te.add_argument("--task", type=_task_id, help="only this task")
     te.add_argument("--output", "-o", help="file (default standard output)")
     te.set_defaults(func=cmd_tasks_export)
 
@@ -295,6 +304,9 @@ def cmd_teams_package(settings: Settings, args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"cowork: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        print(f"cowork: cannot write the Teams package: {e.strerror or e} ({e.filename})", file=sys.stderr)
+        return 1
     print(f"wrote {path}: upload it in Teams (Apps > Manage your apps > Upload an app)")
     return 0
 

@@ -7,6 +7,8 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
+from adapters.sanitize import db_id
+
 WORDS = ("help", "list", "status", "cancel", "pause", "resume", "retry", "run")
 NEEDS_ID = ("status", "cancel", "pause", "resume", "retry")
 MAX_TEXT = 40_000
@@ -56,7 +58,10 @@ def _with_id(name: str, rest: str) -> Command | None:
     if not token.isdigit():
         # "status of the deploy" is free text, not a command
         return None if len(rest.split()) > 1 else Command(name, error=f"`{token}` is not a task number.")
-    return Command(name, task_id=int(token))
+    task_id = db_id(token)
+    if task_id is None:  # 0, or more digits than any task id has
+        return Command(name, error=f"There is no task #{token}.")
+    return Command(name, task_id=task_id)
 
 
 def _run(rest: str) -> Command:

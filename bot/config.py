@@ -16,6 +16,11 @@ def _env(*names: str) -> Any:
     return AliasChoices(*names)
 
 
+def _teams_url(name: str, bot_framework_name: str, description: str) -> Any:
+    """A Teams endpoint (empty: the public cloud's), by Cowork's name or Bot Framework's own."""
+    return Field("", validation_alias=_env(name, bot_framework_name), description=description)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
@@ -49,6 +54,22 @@ class Settings(BaseSettings):
                                     description="MultiTenant, SingleTenant or UserAssignedMSI")  # fmt: skip
     microsoft_app_tenant_id: str = Field("", validation_alias=_env("MicrosoftAppTenantId"),
                                          description="tenant for SingleTenant/MSI")  # fmt: skip
+    teams_openid_metadata: str = _teams_url(
+        "COWORK_TEAMS_OPENID_METADATA",
+        "ToBotFromChannelOpenIdMetadataUrl",
+        "OpenID metadata of inbound Teams tokens (sovereign cloud, test authority)",
+    )
+    teams_token_issuer: str = _teams_url(
+        "COWORK_TEAMS_TOKEN_ISSUER", "ToBotFromChannelTokenIssuer", "issuer of inbound Teams tokens"
+    )
+    teams_login_url: str = _teams_url(
+        "COWORK_TEAMS_LOGIN_URL", "ToChannelFromBotLoginUrl", "authority (login URL) of the bot's outbound token"
+    )
+    teams_oauth_scope: str = _teams_url(
+        "COWORK_TEAMS_OAUTH_SCOPE",
+        "ToChannelFromBotOAuthScope",
+        "scope of the bot's outbound token (the Bot Connector)",
+    )
     teams: bool = Field(False, validation_alias=_env("COWORK_TEAMS"),
                         description="serve /api/messages without an app id (local Bot Emulator)")  # fmt: skip
 

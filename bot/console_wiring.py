@@ -22,6 +22,7 @@ from aiohttp import web
 from adapters.console import ConsoleAdapter, ConsoleEndpoint, Hub
 from adapters.console.adapter import FEED_SECONDS
 from adapters.console.pages import task_list_page, task_page
+from adapters.sanitize import db_id
 from bot import cards
 from bot.runtime import Runtime
 from tasks.models import Approval, Event, Step, Task
@@ -134,9 +135,9 @@ class TaskPages:
 
     async def _data(self, request: web.Request) -> dict[str, Any]:
         raw = request.match_info["id"].lstrip("#")
-        if not raw.isdigit():
-            raise web.HTTPNotFound(text=f"there is no task {raw}")
-        task_id = int(raw)
+        task_id = db_id(raw)
+        if task_id is None:
+            raise web.HTTPNotFound(text=f"there is no task {raw[:40]}")
         store = self.runtime.store
         if await store.get_task(task_id) is None:
             raise web.HTTPNotFound(text=f"there is no task #{task_id}")

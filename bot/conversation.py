@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from adapters.chat import Card, Click, ClickResult, Handled, Inbound, Unavailable
+from adapters.sanitize import db_id, sanitized
 from bot import cards
 from bot.commands import HELP, MAX_TEXT, Command, clean, parse
 from tasks.approvals import Approver
@@ -64,12 +65,13 @@ class Conversation:
     # -- messages -------------------------------------------------------------
 
     async def handle_message(self, m: Inbound) -> Handled:
-        """Decide what a message means and do it; `Unavailable` while the database is down."""
-        return await _or_unavailable(self._handle_message(m))
+        """Decide what a message means and do it; `Unavailable` while the database is down.
+        Text no database can store (NUL, lone surrogates) is stored with U+FFFD in its place."""
+        return await _or_unavailable(self._handle_message(sanitized(m)))
 
     async def handle_click(self, c: Click) -> ClickResult:
         """Decide on a button click; `Unavailable` while the database is down."""
-        return await _or_unavailable(self._handle_click(c))
+        return await _or_unavailable(self._handle_click(sanitized(c)))
 
     async def _handle_message(self, m: Inbound) -> Handled:
         if m.from_bot:
@@ -164,9 +166,8 @@ class Conversation:
     async def _handle_click(self, c: Click) -> ClickResult:
         if c.action not in ("approve", "reject"):
             return ClickResult(False, f"I do not know the action {c.action!r}.")
-        try:
-            approval_id = int(c.value.get("approval_id"))  # type: ignore[arg-type]
-        except (TypeError, ValueError):
+        approval_id = db_id(c.value.get("approval_id"))
+        if approval_id is None:
             return ClickResult(False, "That button carries no approval.")
         try:
             who = Approver(c.platform, c.tenant, c.user)  # a user id counts only in its own workspace

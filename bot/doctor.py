@@ -5,10 +5,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from bot.config import Settings
 
 Check = tuple[str, bool, str]
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (None for PostgreSQL or an in-memory database)."""
+    from sqlalchemy.engine import make_url
+
+    from tasks.db import is_sqlite, normalize_url
+
+    if not is_sqlite(url):
+        return None
+    path = make_url(normalize_url(url)).database
+    return Path(path) if path and path != ":memory:" else None
 
 
 async def _database(settings: Settings) -> Check:
@@ -17,6 +30,10 @@ async def _database(settings: Settings) -> Check:
     from tasks import schema
     from tasks.db import Database
 
+    sqlite = _sqlite_file(settings.database_url)
+    if sqlite is not None and not sqlite.exists():
+        # Looking must not create it: `cowork serve` (or `worker`) creates and migrates it.
+        return "database", True, f"no SQLite file at {sqlite} yet: `cowork serve` creates it and migrates it"
     db = Database(settings.database_url)
     try:
         await db.run(lambda tx: tx.conn.execute(text("SELECT 1")))
@@ -25,9 +42,13 @@ async def _database(settings: Settings) -> Check:
         return "database", False, f"cannot connect: {_first_line(e)}"
     finally:
         db.close()
+    head = schema.behind(rev)
+    if sqlite is not None and (rev is None or head is not None):
+        state = "empty" if rev is None else f"at schema revision {rev}"
+        return "database", True, f"SQLite at {sqlite} is {state}: `cowork serve` migrates it at start"
     if rev is None:
         return "database", False, "reachable but empty: run `cowork db upgrade`"
-    if (head := schema.behind(rev)) is not None:
+    if head is not None:
         return (
             "database",
             False,

@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters import sanitize
 from adapters.chat import Card
 from adapters.slack import SlackAdapter, SlackEndpoint, build_app, socket_mode
 from bot import cards
@@ -29,6 +30,7 @@ class RuntimeHome:
         self.runtime = runtime
 
     async def home(self, platform: str, tenant: str, user: str) -> list[Card]:
+        tenant, user = sanitize.text(tenant), sanitize.text(user)
         store, now, base = (
             self.runtime.store,
             self.runtime.clock(),

@@ -22,6 +22,10 @@ def credentials(settings: Settings) -> TeamsCredentials:
         app_password=password.get_secret_value() if password else "",
         app_type=settings.microsoft_app_type or "MultiTenant",
         tenant_id=settings.microsoft_app_tenant_id,
+        openid_metadata_url=settings.teams_openid_metadata or None,
+        token_issuer=settings.teams_token_issuer,
+        login_url=settings.teams_login_url,
+        oauth_scope=settings.teams_oauth_scope,
     )
 
 

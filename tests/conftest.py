@@ -16,7 +16,7 @@ from tasks.db import Database
 from tasks.schema import upgrade
 
 PG_ADMIN = os.environ.get("COWORK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-SCHEMAS = Path(__file__).resolve().parents[1].parent / "shared" / "schemas"
+SCHEMAS = Path(__file__).resolve().parent / "schemas"
 
 
 def _pg_available() -> str | None:

@@ -50,3 +50,10 @@ async def test_tasks_list_and_show_tell_a_person_what_happened(sqlite_url: str, 
     assert listing.returncode == 0 and "run crashtest" in listing.stdout
     missing = cowork(env, "tasks", "show", "99", cwd=tmp_path)
     assert missing.returncode == 1 and "99" in missing.stderr
+
+
+def test_a_task_number_no_database_holds_is_a_usage_error_not_a_traceback(sqlite_url: str, tmp_path: Path) -> None:
+    env = base_env(DATABASE_URL=sqlite_url, COWORK_LOG_JSON="0")
+    for args in (("tasks", "show", "9" * 20), ("tasks", "cancel", "2147483648"), ("tasks", "export", "--task", "-1")):
+        run = cowork(env, *args, cwd=tmp_path)
+        assert run.returncode == 2 and "is not a task number" in run.stderr and "Traceback" not in run.stderr

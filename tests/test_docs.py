@@ -38,3 +38,19 @@ def test_readme_is_built_from_its_parts_and_the_settings() -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert (ROOT / "README.md").read_text() == module.build(), "run: python docs/build_readme.py"
+
+
+def test_teams_docs_say_how_a_refused_click_is_answered() -> None:
+    """As the code does (tests/test_teams_e2e.py): an Action.Execute refusal is answered in the
+    card, to the clicker alone; only the Action.Submit fallback @mentions them."""
+    text = " ".join((ROOT / "docs" / "teams.md").read_text().split())
+    assert "Nothing is posted in the conversation" in text
+    assert "Only the `Action.Submit` fallback of old clients, which cannot be answered in the card" in text
+    assert "The bot also posts a short reply" not in text
+
+
+def test_the_teams_authority_settings_are_documented() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for name in ("COWORK_TEAMS_OPENID_METADATA", "COWORK_TEAMS_TOKEN_ISSUER", "COWORK_TEAMS_LOGIN_URL",
+                 "COWORK_TEAMS_OAUTH_SCOPE"):  # fmt: skip
+        assert f"| `{name}` |" in readme

@@ -5,9 +5,11 @@ databases. Its verdicts are plain words an operator can act on."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from aiohttp import web
 
 from bot.config import Settings
 from bot.doctor import run_doctor
+from tests.conftest import PG_SKIP, _pg, _pg_url
 from tests.fakes.loopback import serving
 from tests.fakes.slack_api import FakeSlack, fake_slack
 from tests.faults.fleet import base_env, free_port
@@ -111,10 +114,37 @@ async def test_a_bad_policy_file_is_named_with_its_line(
     assert v["policy"].startswith("BAD") and f"{policy}: line 3:" in v["policy"] and "required" in v["policy"]
 
 
-async def test_an_empty_or_unreachable_database_says_what_to_run(
+async def test_a_fresh_sqlite_setup_is_ok_and_doctor_creates_no_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _, v = await doctor(capsys, DATABASE_URL=f"sqlite:///{tmp_path / 'new.db'}")
+    """`serve` creates and migrates SQLite itself: a missing or empty file is no problem, and looking
+    at it must not create it."""
+    new = tmp_path / "data" / "new.db"
+    code, v = await doctor(capsys, DATABASE_URL=f"sqlite:///{new}")
+    assert code == 0 and v["database"].startswith("ok ") and "`cowork serve` creates it" in v["database"]
+    assert not new.exists() and not new.parent.exists()
+    new.parent.mkdir()
+    sqlite3.connect(new).close()  # an empty file, as an earlier doctor left it
+    code, v = await doctor(capsys, DATABASE_URL=f"sqlite:///{new}")
+    assert code == 0 and f"SQLite at {new} is empty: `cowork serve` migrates it" in v["database"]
+
+
+@pytest.fixture
+def pg_empty_url() -> Iterator[str]:
+    """A PostgreSQL database with no tables: there, `cowork db upgrade` is the operator's release step."""
+    if PG_SKIP:
+        pytest.skip(PG_SKIP)
+    name = f"cowork_empty_{uuid.uuid4().hex[:12]}"
+    _pg(f'CREATE DATABASE "{name}"')
+    yield _pg_url(name)
+    _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.postgres
+async def test_an_empty_or_unreachable_database_says_what_to_run(
+    pg_empty_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, v = await doctor(capsys, DATABASE_URL=pg_empty_url)
     assert v["database"].startswith("BAD") and "run `cowork db upgrade`" in v["database"]
     nowhere = f"postgresql://postgres@127.0.0.1:{free_port()}/x"
     _, v = await doctor(capsys, DATABASE_URL=nowhere)

@@ -16,7 +16,7 @@ from tests.fakes.slack_api import click_payload, mention_event
 from tests.test_slack_endpoint import Env, running_endpoint
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMAS = Path(__file__).resolve().parents[2] / "shared" / "schemas"
+SCHEMAS = Path(__file__).resolve().parent / "schemas"
 MANIFEST = yaml.safe_load((ROOT / "manifest" / "slack.yaml").read_text())
 
 

@@ -14,7 +14,7 @@ from adapters.chat import Button, Card, ClickResult, Field
 from adapters.teams import cards
 from adapters.teams.endpoint import execute_answer
 
-SCHEMAS = Path(__file__).resolve().parents[2] / "shared" / "schemas"
+SCHEMAS = Path(__file__).resolve().parent / "schemas"
 
 
 @pytest.fixture(scope="module")

@@ -32,11 +32,12 @@ from tests.fakes.bot_connector import (
     FakeBotConnector,
     execute_invoke,
     running_connector,
+    submit_message,
     teams_activity,
 )
 from tests.fakes.moved_time import MovedTime
 
-SCHEMAS = Path(__file__).resolve().parents[2] / "shared" / "schemas"
+SCHEMAS = Path(__file__).resolve().parent / "schemas"
 CARDS = jsonschema.Draft6Validator(json.loads((SCHEMAS / "adaptive-card-1.5.json").read_text()))
 ROOT = "1700000000100"
 THREAD = f"{CHANNEL};messageid={ROOT}"
@@ -153,3 +154,24 @@ async def test_adding_the_bot_to_a_team_posts_the_help_card(bot: Bot) -> None:
     [welcome] = bot.connector.posted()
     assert welcome.conversation == CHANNEL
     assert "help" in card_texts(welcome.activity).lower()
+
+
+async def test_a_refusal_is_answered_in_the_card_for_execute_and_by_a_mention_for_the_submit_fallback(
+    bot: Bot,
+) -> None:
+    """Action.Execute: the invoke's card answer is the refusal, seen by the clicker alone; nobody
+    else is told. The Action.Submit fallback has no card answer, so the clicker is @mentioned."""
+    mention = teams_activity(bot.connector.service_url, id=ROOT, text=f"run announce channel={ENG} text=hi")
+    assert (await bot.send(mention))[0] == 200
+    await bot.settle()
+    data = approval_data(bot)
+    bob = {"conversation_id": THREAD, "aad": "aad-bob", "user": "29:bob", "user_name": "Bob"}
+    status, body = await bot.send(execute_invoke(bot.connector.service_url, "approve", data, id="inv-b", **bob))
+    assert status == 200 and body["value"]["body"][-1]["text"].startswith("Not done")
+    await bot.settle()
+    assert not [a for a in bot.in_thread() if a.get("entities") and "Not done" in a.get("text", "")]
+    assert (await bot.send(submit_message(bot.connector.service_url, "approve", data, **bob)))[0] == 200
+    await bot.settle()
+    [notice] = [a for a in bot.in_thread() if "Not done" in (a.get("text") or "")]
+    assert notice["text"].startswith("<at>Bob</at>") and notice["entities"][0]["mentioned"]["id"] == "aad-bob"
+    assert [t.state for t in await bot.runtime.store.list_tasks()] == ["waiting_approval"]

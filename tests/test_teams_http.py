@@ -26,7 +26,7 @@ from tests.fakes.bot_connector import (
 from tests.fakes.loopback import serving
 from tests.test_teams_turns import RecordingBot
 
-SCHEMAS = Path(__file__).resolve().parents[2] / "shared" / "schemas"
+SCHEMAS = Path(__file__).resolve().parent / "schemas"
 CARD_SCHEMA = jsonschema.Draft6Validator(json.loads((SCHEMAS / "adaptive-card-1.5.json").read_text()))
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from bot.teams_package import SOURCE, build_package, manifest_text
 
-SCHEMAS = Path(__file__).resolve().parents[2] / "shared" / "schemas"
+SCHEMAS = Path(__file__).resolve().parent / "schemas"
 APP_ID = "8c2f4b1e-3d5a-4f6b-9c7d-0e1f2a3b4c5d"
 
 

@@ -15,7 +15,7 @@ default). Bad input is a 400 with a message, never a 500.
 from __future__ import annotations
 
 import asyncio
-import json
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -23,6 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters import sanitize
 from adapters.chat import Click, ClickResult, Handled, Inbound, MessageRef
 from adapters.console.adapter import ConsoleAdapter, thread_of
 from adapters.console.inbound import (
@@ -42,6 +43,7 @@ from adapters.console.inbound import (
 from adapters.console.live import sse
 
 STATIC = Path(__file__).parent / "static"
+ASSET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 KEEPALIVE_SECONDS = 15.0
 OnMessage = Callable[[Inbound], Awaitable[Handled]]
 OnClick = Callable[[Click], Awaitable[ClickResult]]
@@ -53,8 +55,8 @@ def bad_request(message: str) -> web.Response:
 
 async def json_body(request: web.Request) -> Any:
     try:
-        return await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        return sanitize.loads(await request.text())
+    except (ValueError, UnicodeDecodeError) as e:
         raise ValueError(f"the body is not valid JSON: {e}") from e
 
 
@@ -73,7 +75,7 @@ class ConsoleEndpoint:
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/", self.index)
-        app.router.add_static("/static", STATIC, append_version=False)
+        app.router.add_get("/static/{name}", self.asset)
         app.router.add_get("/api/console/config", self.config)
         app.router.add_get("/api/console/messages", self.list_messages)
         app.router.add_post("/api/console/messages", self.post_message)
@@ -83,6 +85,14 @@ class ConsoleEndpoint:
 
     async def _shutdown(self, _: web.Application) -> None:
         self.adapter.hub.close()
+
+    async def asset(self, request: web.Request) -> web.StreamResponse:
+        """The page's files. Names are checked before the file system sees them
+        (aiohttp's static route answered 500 for a name longer than the OS allows)."""
+        name = request.match_info["name"]
+        if not ASSET_NAME.fullmatch(name) or not (STATIC / name).is_file():
+            raise web.HTTPNotFound(text="there is no such file")
+        return web.FileResponse(STATIC / name)
 
     async def index(self, request: web.Request) -> web.StreamResponse:
         return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from adapters import sanitize
 from adapters.chat import Click, ConversationRef, Inbound
 
 PLATFORM = "console"
@@ -98,7 +99,7 @@ def parse_post(payload: Any) -> Post:
         raise ValueError(f"there is no channel `{channel}`; channels: {', '.join(CHANNELS)}")
     if dm_owner(channel) not in (None, user):
         raise ValueError("a direct message with the bot belongs to its owner")
-    text = _required_str(payload, "text")
+    text = sanitize.text(_required_str(payload, "text"))
     if len(text) > MAX_TEXT:
         raise ValueError(f"`text` is {len(text):,} characters; at most {MAX_TEXT:,}")
     return Post(channel=channel, user=user, text=text, thread=_thread(payload.get("thread")))
@@ -147,10 +148,8 @@ def parse_action(payload: Any) -> Action:
     value = payload.get("value", {})
     if not isinstance(value, Mapping):
         raise ValueError("`value` must be a JSON object")
-    message_id = payload.get("message_id")
-    if isinstance(message_id, str) and message_id.isdigit():
-        message_id = int(message_id)
-    if not isinstance(message_id, int) or isinstance(message_id, bool) or message_id < 1:
+    message_id = sanitize.db_id(payload.get("message_id"))
+    if message_id is None:
         raise ValueError("`message_id` must be the id of the message with the button")
     return Action(user=user, action=action, value=dict(value), message_id=message_id)
 

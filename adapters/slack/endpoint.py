@@ -28,6 +28,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
 from adapters.chat import Click, ClickResult, DeliveryError, Handled, Inbound, Unavailable
+from adapters.slack import shapes
 from adapters.slack.client import SlackAdapter
 from adapters.slack.home import HomeSource, render_home
 from adapters.slack.inbound import PLATFORM, command_to_inbound, to_click, to_inbound
@@ -191,11 +192,11 @@ class SlackEndpoint:
             return web.json_response({"error": "body is not text"}, status=400)
         if not self._signed(body, request.headers):
             return web.json_response({"error": "invalid signature"}, status=401)
+        if wrong := shapes.unreadable(body, request.content_type):  # before bolt reads it
+            return web.json_response({"error": f"malformed payload: {wrong}"}, status=400)
         try:
             bolt_req = AsyncBoltRequest(body=body, query=request.query_string, headers=dict(request.headers))
-        except (ValueError, TypeError, AttributeError, BoltError):
-            return web.json_response({"error": "malformed payload"}, status=400)
-        if not isinstance(bolt_req.body, dict):
+        except (ValueError, TypeError, AttributeError, LookupError, BoltError, RecursionError):
             return web.json_response({"error": "malformed payload"}, status=400)
         unavailable: list[str] = []
         token = _UNAVAILABLE.set(unavailable)

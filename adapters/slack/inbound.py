@@ -7,12 +7,12 @@ for bad input.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from adapters.chat import Click, ConversationRef, Inbound
+from adapters.sanitize import loads
 
 PLATFORM = "slack"
 USER_SUBTYPES = {None, "file_share", "thread_broadcast"}
@@ -111,7 +111,7 @@ def _answer_url(body: Mapping[str, Any]) -> dict[str, Any]:
 
 def _value(action: Mapping[str, Any]) -> dict[str, Any] | None:
     try:
-        value = json.loads(_str(action.get("value")) or "{}")
+        value = loads(_str(action.get("value")) or "{}")
     except ValueError:
         return None
     return value if isinstance(value, dict) else None

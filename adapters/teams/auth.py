@@ -1,7 +1,10 @@
 """Bot Framework authentication for the Teams endpoint.
 
-`TeamsCredentials` carries MicrosoftAppId/Password/Type/TenantId (and, for
-tests and sovereign clouds, an OpenID metadata URL and token issuer);
+`TeamsCredentials` carries MicrosoftAppId/Password/Type/TenantId and, for
+sovereign clouds (GCC High, DoD, China) or a test authority, the OpenID metadata
+URL and token issuer of inbound tokens and the login URL and OAuth scope of the
+bot's outbound token (any of them set: botbuilder's parameterized authentication,
+the others at the public cloud's values);
 `authentication` builds botbuilder's ConfigurationBotFrameworkAuthentication
 from it. `authenticate` checks one request and turns every way a token can be
 wrong into `Unauthorized`.
@@ -21,6 +24,7 @@ from botframework.connector.auth import (
 )
 
 from adapters.teams.connectors import CachedAuthentication
+from adapters.teams.credentials import AuthorityCredentialFactory
 
 APP_TYPES = {"multitenant": "MultiTenant", "singletenant": "SingleTenant"}
 APP_TYPES["userassignedmsi"] = "UserAssignedMSI"
@@ -41,7 +45,14 @@ class TeamsCredentials:
     app_type: str = "MultiTenant"
     tenant_id: str = ""
     openid_metadata_url: str | None = None
-    token_issuer: str = AuthenticationConstants.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER
+    token_issuer: str = ""  # "": the public cloud's
+    login_url: str = ""
+    oauth_scope: str = ""
+
+    @property
+    def parameterized(self) -> bool:
+        """Some endpoint differs from the public cloud's."""
+        return bool(self.openid_metadata_url or self.token_issuer or self.login_url or self.oauth_scope)
 
     @property
     def auth_disabled(self) -> bool:
@@ -57,12 +68,16 @@ class _Configuration:
         self.APP_PASSWORD = creds.app_password
         self.APP_TYPE = creds.app_type
         self.APP_TENANTID = creds.tenant_id
-        if creds.openid_metadata_url:
-            self.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL = creds.openid_metadata_url
-            self.TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL = creds.openid_metadata_url
-            self.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER = creds.token_issuer
-            self.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE = AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE
-            self.TO_CHANNEL_FROM_BOT_LOGIN_URL = AuthenticationConstants.TO_CHANNEL_FROM_BOT_LOGIN_URL
+        if creds.parameterized:  # botbuilder then takes every value from here
+            constants = AuthenticationConstants
+            metadata = creds.openid_metadata_url
+            self.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL = metadata or constants.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL
+            self.TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL = (
+                metadata or constants.TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL
+            )
+            self.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER = creds.token_issuer or constants.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER
+            self.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE = creds.oauth_scope or constants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE
+            self.TO_CHANNEL_FROM_BOT_LOGIN_URL = creds.login_url or constants.TO_CHANNEL_FROM_BOT_LOGIN_URL
 
 
 def authentication(creds: TeamsCredentials) -> BotFrameworkAuthentication:
@@ -74,7 +89,12 @@ def authentication(creds: TeamsCredentials) -> BotFrameworkAuthentication:
         raise ValueError(f"{app_type} needs MicrosoftAppId and MicrosoftAppTenantId")
     if app_type == "SingleTenant" and not creds.app_password:
         raise ValueError("SingleTenant needs MicrosoftAppPassword")
-    return CachedAuthentication(ConfigurationBotFrameworkAuthentication(_Configuration(creds)))
+    factory = None
+    if creds.login_url and app_type != "UserAssignedMSI":
+        factory = AuthorityCredentialFactory(creds.app_id, creds.app_password, creds.tenant_id or None)
+    return CachedAuthentication(
+        ConfigurationBotFrameworkAuthentication(_Configuration(creds), credentials_factory=factory)
+    )
 
 
 async def authenticate(

@@ -20,6 +20,7 @@ from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import Activity, ActivityTypes
 from botframework.connector.auth import BotFrameworkAuthentication
 
+from adapters import sanitize
 from adapters.chat import Click, ClickResult, Handled, Inbound, Unavailable
 from adapters.teams import cards
 from adapters.teams.auth import AuthUnavailable, Unauthorized, authenticate
@@ -142,8 +143,8 @@ class TeamsEndpoint:
 
 async def _read_activity(request: web.Request) -> Activity | web.Response:
     try:
-        body = await request.json()
-    except ValueError:
+        body = sanitize.loads(await request.text())
+    except ValueError:  # UnicodeDecodeError and nesting too deep included
         return _problem(HTTPStatus.BAD_REQUEST, "the body is not JSON")
     if not isinstance(body, dict):
         return _problem(HTTPStatus.BAD_REQUEST, "the body is not an activity object")
