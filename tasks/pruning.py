@@ -24,7 +24,7 @@ from sqlalchemy import String, cast, delete, false, func, literal, or_, select, 
 
 from tasks.db import Database
 from tasks.models import Card, ChatMessage, Event, Outbox, loaded
-from tasks.retention import FINISHED, OUTBOX_DONE, Cutoffs, Retention, cutoffs, fit_batch
+from tasks.retention import FINISHED, OUTBOX_DONE, OUTBOX_LIVE, Cutoffs, Retention, cutoffs, fit_batch
 from tasks.statements import APPROVAL, STEP, TASK
 from tasks.tx import Tx
 
@@ -58,7 +58,8 @@ class Pruned:
 
 
 def _finished(cut: datetime) -> Any:
-    return select(TASK.c.id).where(TASK.c.state.in_(FINISHED), TASK.c.updated_at < cut)
+    undelivered = select(OUTBOX.c.id).where(OUTBOX.c.task_id == TASK.c.id, OUTBOX.c.state.in_(OUTBOX_LIVE))
+    return select(TASK.c.id).where(TASK.c.state.in_(FINISHED), TASK.c.updated_at < cut, ~undelivered.exists())
 
 
 def _outbox_done(cut: datetime) -> Any:

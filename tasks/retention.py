@@ -6,7 +6,8 @@ finished and every row of theirs except delivered outbox rows past the outbox
 window; pending (or being sent) outbox rows; schedules; spend; role leases.
 
 - A finished task (succeeded, failed, cancelled, expired) untouched for
-  `task_days` goes with its steps, approvals, events, outbox rows and cards.
+  `task_days`, with nothing left to deliver, goes with its steps, approvals,
+  events, outbox rows and cards.
 - An outbox row that is done (sent, dead, superseded) and older than
   `outbox_days` goes, whichever task it belongs to.
 - A console transcript message not written or edited for `transcript_days` goes.
@@ -25,6 +26,7 @@ from tasks.states import FINAL
 
 FINISHED: tuple[str, ...] = tuple(sorted(s.value for s in FINAL))
 OUTBOX_DONE: tuple[str, ...] = ("dead", "sent", "superseded")
+OUTBOX_LIVE: tuple[str, ...] = ("pending", "sending")
 TABLES: tuple[str, ...] = ("task", "step", "approval", "event", "outbox", "card", "chat_message")
 
 
@@ -65,10 +67,12 @@ def cutoffs(retention: Retention, now: datetime) -> Cutoffs:
     )
 
 
-def task_prunable(state: str, updated_at: datetime, cut: Cutoffs) -> bool:
-    """A finished task that nothing has changed since the cutoff (a retry or a
-    late click's audit event moves `updated_at` or keeps the task unfinished)."""
-    return cut.tasks is not None and state in FINISHED and updated_at < cut.tasks
+def task_prunable(state: str, updated_at: datetime, undelivered: int, cut: Cutoffs) -> bool:
+    """A finished task that nothing has changed since the cutoff (a retry moves
+    `updated_at`) and that has no outbox row still to deliver (`undelivered`:
+    its pending or sending rows): a card or message waiting for its platform
+    is never dropped."""
+    return cut.tasks is not None and state in FINISHED and updated_at < cut.tasks and undelivered == 0
 
 
 def outbox_prunable(state: str, created_at: datetime, last_try: datetime, cut: Cutoffs) -> bool:

@@ -9,6 +9,7 @@ import json
 import logging
 import subprocess
 import sys
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,9 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, select
 
+from bot.config import Settings
 from bot.prune import background
+from bot.runtime import Runtime
 from tasks.clock import utcnow
 from tasks.db import Database
 from tasks.models import TABLES, Event
@@ -58,24 +61,25 @@ def test_cutoffs_are_now_minus_each_window_and_zero_keeps_forever() -> None:
 
 
 @pytest.mark.parametrize(
-    ("state", "age_days", "cut", "prunable"),
+    ("state", "age_days", "undelivered", "cut", "prunable"),
     [
-        ("succeeded", 31, CUT, True),
-        ("failed", 31, CUT, True),
-        ("cancelled", 45, CUT, True),
-        ("expired", 31, CUT, True),
-        ("succeeded", 29, CUT, False),  # inside the window
-        ("succeeded", 30, CUT, False),  # exactly at the cutoff: kept
-        ("waiting_approval", 400, CUT, False),  # never an unfinished task
-        ("running", 400, CUT, False),
-        ("queued", 400, CUT, False),
-        ("planning", 400, CUT, False),
-        ("paused", 400, CUT, False),
-        ("succeeded", 400, KEEP_ALL, False),  # 0 days: forever
+        ("succeeded", 31, 0, CUT, True),
+        ("failed", 31, 0, CUT, True),
+        ("cancelled", 45, 0, CUT, True),
+        ("expired", 31, 0, CUT, True),
+        ("succeeded", 29, 0, CUT, False),  # inside the window
+        ("succeeded", 30, 0, CUT, False),  # exactly at the cutoff: kept
+        ("succeeded", 400, 1, CUT, False),  # its summary still waits for the platform
+        ("waiting_approval", 400, 0, CUT, False),  # never an unfinished task
+        ("running", 400, 0, CUT, False),
+        ("queued", 400, 0, CUT, False),
+        ("planning", 400, 0, CUT, False),
+        ("paused", 400, 0, CUT, False),
+        ("succeeded", 400, 0, KEEP_ALL, False),  # 0 days: forever
     ],
 )
-def test_which_tasks_may_go(state: str, age_days: int, cut: Cutoffs, prunable: bool) -> None:
-    assert task_prunable(state, NOW - age_days * DAY, cut) is prunable
+def test_which_tasks_may_go(state: str, age_days: int, undelivered: int, cut: Cutoffs, prunable: bool) -> None:
+    assert task_prunable(state, NOW - age_days * DAY, undelivered, cut) is prunable
 
 
 @pytest.mark.parametrize(
@@ -152,7 +156,9 @@ def snapshot(db: Database) -> dict[str, dict[Any, dict[str, Any]]]:
 
 def expected_removal(before: dict[str, dict[Any, dict[str, Any]]], cut: Cutoffs) -> dict[str, set[Any]]:
     """What the rules say goes, worked out row by row in Python."""
-    tasks = {k for k, r in before["task"].items() if task_prunable(r["state"], aware(r["updated_at"]), cut)}
+    live = Counter(r["task_id"] for r in before["outbox"].values() if r["state"] in ("pending", "sending"))
+    tasks = {k for k, r in before["task"].items()
+             if task_prunable(r["state"], aware(r["updated_at"]), live[k[0]], cut)}  # fmt: skip
     ids = {k[0] for k in tasks}
     gone: dict[str, set[Any]] = {"task": tasks}
     for name in ("step", "approval"):
@@ -170,18 +176,20 @@ def expected_removal(before: dict[str, dict[Any, dict[str, Any]]], cut: Cutoffs)
     return gone
 
 
-async def deliver_all(h: Harness, *, retry_one: bool = False, kill_one: bool = False) -> None:
-    """Deliver every due outbox row (a card posted once gets a card row), but
-    leave one to retry later and one dead when asked."""
+async def deliver_all(h: Harness, *, hold_back: bool = False) -> int | None:
+    """Deliver every due outbox row (a card posted once gets a card row); with
+    `hold_back` the first is left to retry later and the second dead (the
+    first's task is returned)."""
     now = h.clock()
     claimed = await h.outbox.claim(now, limit=500)
     for i, c in enumerate(claimed):
-        if retry_one and i == 0:
+        if hold_back and i == 0:
             await h.outbox.failed(c.row.id or 0, "rate limited", now, retry_at=now + timedelta(hours=1))
-        elif kill_one and i == 1:
+        elif hold_back and i == 1:
             await h.outbox.failed(c.row.id or 0, "channel_not_found", now, retry_at=None)
         else:
             await h.outbox.sent(c.row.id or 0, {"ts": f"{i}.0"}, now)
+    return claimed[0].row.task_id
 
 
 async def approve_all(h: Harness, task_ids: list[int], approve: bool) -> None:
@@ -205,7 +213,7 @@ async def history(db: Database, clock: Clock) -> dict[str, Any]:
     await h.drain()
     await approve_all(h, [posted], True)
     await approve_all(h, [refused], False)
-    await deliver_all(h, retry_one=True, kill_one=True)
+    undelivered = await deliver_all(h, hold_back=True)
     await h.controls.create_schedule(name="daily", cron="0 9 * * *", timezone="UTC", now=clock(), new=NewTask(
         platform="console", tenant="t1", dedupe_key="", requester="alice", conversation=CONV, text="x"))  # fmt: skip
     old_msg = await transcript.add(channel="general", user="alice", text="long ago", now=clock())
@@ -218,6 +226,7 @@ async def history(db: Database, clock: Clock) -> dict[str, Any]:
     await h.drain()
     await transcript.add(channel="general", user="bob", text="today", now=clock())
     return {"plain": plain, "posted": posted, "refused": refused, "waiting": waiting, "recent": recent,
+            "undelivered": undelivered,
             "old_msg": old_msg.id, "edited": edited.id}  # fmt: skip
 
 
@@ -233,7 +242,8 @@ async def test_prune_removes_exactly_the_old_finished_tasks_rows(db: Database, c
         assert set(after[table]) == set(rows) - gone.get(table, set()), table
         assert done.removed.get(table, 0) == len(gone.get(table, ())), table
     removed_tasks = {k[0] for k in gone["task"]}
-    assert removed_tasks == {*ids["plain"], ids["posted"], ids["refused"]}
+    assert ids["undelivered"] in ids["plain"]  # an old finished task whose first card still waits: kept
+    assert removed_tasks == {*ids["plain"], ids["posted"], ids["refused"]} - {ids["undelivered"]}
     assert all(gone[t] for t in ("step", "approval", "event", "outbox", "card", "chat_message"))
     # kept: the waiting task with its step, approval and audit trail; the new task; the schedule
     assert {(ids["waiting"],), (ids["recent"],)} <= set(after["task"])
@@ -256,7 +266,7 @@ async def test_the_dry_run_counts_what_a_prune_would_remove_and_writes_nothing(d
     assert snapshot(db) == before
     gone = expected_removal(before, cutoffs(RULES, clock()))
     assert counts == {table: len(gone[table]) for table in counts}
-    assert counts["task"] == 10 and counts["event"] > counts["task"]
+    assert counts["task"] == 9 and counts["event"] > counts["task"]
 
 
 async def test_nothing_goes_with_every_window_at_zero(db: Database, clock: Clock) -> None:
@@ -274,6 +284,7 @@ async def test_a_task_that_gets_an_event_while_its_batch_is_exported_waits_for_t
     h = Harness(db, clock)
     first = await h.submit("late click", steps=WAIT, key="k1")
     await h.drain()
+    await deliver_all(h)
     clock.advance(31 * 86400)
     exported: list[Event] = []
 
@@ -298,6 +309,7 @@ async def test_a_background_round_stops_near_its_limit_and_says_what_it_removed(
     for i in range(12):
         await h.submit(f"t{i}", steps=WAIT, key=f"t{i}")
     await h.drain()
+    await deliver_all(h)
     clock.advance(31 * 86400)
     pruner = Pruner(db, Retention(batch=10))
     prune_round = background(pruner, round_limit=20)
@@ -324,6 +336,7 @@ async def test_cowork_db_prune_dry_run_then_exports_and_removes(sqlite_url: str,
     h = Harness(db, clock)
     old = [await h.submit(f"t{i}", steps=WAIT, key=f"t{i}") for i in range(3)]
     await h.drain()
+    await deliver_all(h)
     trail = {e.id for t in old for e in await h.store.events(t)}
     db.close()
     env = base_env(DATABASE_URL=sqlite_url, COWORK_LOG_JSON="0")
@@ -341,3 +354,32 @@ async def test_cowork_db_prune_dry_run_then_exports_and_removes(sqlite_url: str,
     assert set(json.loads(again.stdout)["would_remove"].values()) == {0}
     bad = prune_cli(env, "--batch", "0", cwd=tmp_path)
     assert bad.returncode == 2 and "--batch" in bad.stderr
+
+
+async def test_a_worker_prunes_on_its_scheduler_with_the_configured_interval(sqlite_url: str, clock: Clock) -> None:
+    db = Database(sqlite_url)
+    h = Harness(db, clock)
+    for i in range(3):
+        await h.submit(f"t{i}", steps=WAIT, key=f"t{i}")
+    await h.drain()
+    await deliver_all(h)
+    db.close()
+    clock.advance(31 * 86400)
+    runtime = Runtime(Settings(database_url=sqlite_url, prune_interval=60, console=False), clock=clock)
+    await runtime.start(worker=True, delivery=False)
+    try:
+        job = runtime._scheduler.get_job("prune")
+        assert job.trigger.interval == timedelta(seconds=60)
+        await job.func()
+        assert runtime.pruner.removed["task"] == 3
+        assert set((await runtime.pruner.plan(clock())).values()) == {0}
+    finally:
+        await runtime.stop()
+        runtime.close()
+    off = Runtime(Settings(database_url=sqlite_url, prune_interval=0, console=False), clock=clock)
+    await off.start(worker=True, delivery=False)
+    try:
+        assert off._scheduler.get_job("prune") is None
+    finally:
+        await off.stop()
+        off.close()
