@@ -15,9 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
+from prometheus_client import generate_latest
 from sqlalchemy import insert, select
 
 from bot.config import Settings
+from bot.metrics import mount_metrics
 from bot.prune import background
 from bot.runtime import Runtime
 from tasks.clock import utcnow
@@ -356,7 +359,7 @@ async def test_cowork_db_prune_dry_run_then_exports_and_removes(sqlite_url: str,
     assert bad.returncode == 2 and "--batch" in bad.stderr
 
 
-async def test_a_worker_prunes_on_its_scheduler_with_the_configured_interval(sqlite_url: str, clock: Clock) -> None:
+async def test_a_worker_prunes_on_its_scheduler_and_metrics_count_it(sqlite_url: str, clock: Clock) -> None:
     db = Database(sqlite_url)
     h = Harness(db, clock)
     for i in range(3):
@@ -372,6 +375,8 @@ async def test_a_worker_prunes_on_its_scheduler_with_the_configured_interval(sql
         assert job.trigger.interval == timedelta(seconds=60)
         await job.func()
         assert runtime.pruner.removed["task"] == 3
+        scraped = generate_latest(mount_metrics(web.Application(), runtime).registry).decode()
+        assert 'cowork_pruned_rows_total{table="task"} 3.0' in scraped
         assert set((await runtime.pruner.plan(clock())).values()) == {0}
     finally:
         await runtime.stop()
