@@ -57,9 +57,14 @@ class Pruned:
 # -- the rules as SQL -------------------------------------------------------------
 
 
-def _finished(cut: datetime) -> Any:
+def _prunable_task(cut: datetime) -> Any:
+    """`retention.task_prunable` as a condition on the task row."""
     undelivered = select(OUTBOX.c.id).where(OUTBOX.c.task_id == TASK.c.id, OUTBOX.c.state.in_(OUTBOX_LIVE))
-    return select(TASK.c.id).where(TASK.c.state.in_(FINISHED), TASK.c.updated_at < cut, ~undelivered.exists())
+    return TASK.c.state.in_(FINISHED) & (TASK.c.updated_at < cut) & ~undelivered.exists()
+
+
+def _finished(cut: datetime) -> Any:
+    return select(TASK.c.id).where(_prunable_task(cut))
 
 
 def _outbox_done(cut: datetime) -> Any:
@@ -91,7 +96,7 @@ def plan(tx: Tx, cut: Cutoffs) -> dict[str, int]:
     counts = dict.fromkeys(("task", "step", "approval", "event", "outbox", "card", "chat_message"), 0)
     of_tasks = _finished(cut.tasks) if cut.tasks is not None else None
     if of_tasks is not None:
-        counts["task"] = _count(tx, TASK, TASK.c.id.in_(of_tasks))
+        counts["task"] = _count(tx, TASK, _prunable_task(cut.tasks))
         counts["step"] = _count(tx, STEP, STEP.c.task_id.in_(of_tasks))
         counts["approval"] = _count(tx, APPROVAL, APPROVAL.c.task_id.in_(of_tasks))
         counts["card"] = _count(tx, CARD, CARD.c.card_key.in_(_card_keys(of_tasks)))
@@ -116,9 +121,7 @@ def candidates(tx: Tx, cut: datetime, limit: int) -> list[int]:
     rows = [func.coalesce(select(func.count()).where(t.c.task_id == TASK.c.id).scalar_subquery(), 0)
             for _, t in CHILDREN]  # fmt: skip
     total = sum(rows[1:], rows[0]) + 1
-    found = tx.conn.execute(
-        select(TASK.c.id, total).where(TASK.c.id.in_(_finished(cut))).order_by(TASK.c.id).limit(limit)
-    ).all()
+    found = tx.conn.execute(select(TASK.c.id, total).where(_prunable_task(cut)).order_by(TASK.c.id).limit(limit)).all()
     return fit_batch([(int(i), int(n)) for i, n in found], limit)
 
 
