@@ -71,6 +71,15 @@ def _outbox_done(cut: datetime) -> Any:
     return OUTBOX.c.state.in_(OUTBOX_DONE) & (OUTBOX.c.created_at < cut) & (OUTBOX.c.next_attempt_at < cut)
 
 
+def _old_message(cut: datetime, going: Any = None) -> Any:
+    """`retention.message_prunable` as a condition on the message row; the
+    cards of `going` (a select of task ids) count as gone already."""
+    card = select(CARD.c.card_key).where(CARD.c.card_key == MESSAGE.c.key)
+    if going is not None:
+        card = card.where(CARD.c.card_key.not_in(_card_keys(going)))
+    return (MESSAGE.c.updated_at < cut) & ~card.exists()
+
+
 def _card_keys(ids: Any) -> Any:
     """The card keys of these tasks: their task card, their approval cards and
     any other key their outbox rows name."""
@@ -106,7 +115,7 @@ def plan(tx: Tx, cut: Cutoffs) -> dict[str, int]:
         outbox.append(_outbox_done(cut.outbox))
     counts["outbox"] = _count(tx, OUTBOX, or_(false(), *outbox))
     if cut.transcript is not None:
-        counts["chat_message"] = _count(tx, MESSAGE, MESSAGE.c.updated_at < cut.transcript)
+        counts["chat_message"] = _count(tx, MESSAGE, _old_message(cut.transcript, of_tasks))
     return counts
 
 
@@ -193,7 +202,7 @@ class Pruner:
         if cut.outbox is not None:
             await self._drain("outbox", OUTBOX, _outbox_done(cut.outbox), done, room)
         if cut.transcript is not None:
-            await self._drain("chat_message", MESSAGE, MESSAGE.c.updated_at < cut.transcript, done, room)
+            await self._drain("chat_message", MESSAGE, _old_message(cut.transcript), done, room)
         self.removed.update(done.removed)
         return done
 

@@ -10,7 +10,8 @@ window; pending (or being sent) outbox rows; schedules; spend; role leases.
   events, outbox rows and cards.
 - An outbox row that is done (sent, dead, superseded) and older than
   `outbox_days` goes, whichever task it belongs to.
-- A console transcript message not written or edited for `transcript_days` goes.
+- A console transcript message not written or edited for `transcript_days`
+  goes, unless it shows a card whose task is kept.
 - An audit event of no task older than `task_days` goes.
 
 A window of 0 days keeps those rows forever.
@@ -82,8 +83,10 @@ def outbox_prunable(state: str, created_at: datetime, last_try: datetime, cut: C
     return cut.outbox is not None and state in OUTBOX_DONE and max(created_at, last_try) < cut.outbox
 
 
-def message_prunable(updated_at: datetime, cut: Cutoffs) -> bool:
-    return cut.transcript is not None and updated_at < cut.transcript
+def message_prunable(updated_at: datetime, is_card: bool, cut: Cutoffs) -> bool:
+    """A console message not written or edited since the cutoff, unless it is a
+    card still in the `card` table (its task is kept, and may edit it again)."""
+    return cut.transcript is not None and updated_at < cut.transcript and not is_card
 
 
 def loose_event_prunable(task_id: int | None, at: datetime, cut: Cutoffs) -> bool:

@@ -103,9 +103,17 @@ def test_which_outbox_rows_may_go(state: str, created_days: int, tried_days: int
     assert outbox_prunable(state, NOW - created_days * DAY, NOW - tried_days * DAY, cut) is prunable
 
 
-@pytest.mark.parametrize(("age_days", "cut", "prunable"), [(15, CUT, True), (13, CUT, False), (400, KEEP_ALL, False)])
-def test_which_console_messages_may_go(age_days: int, cut: Cutoffs, prunable: bool) -> None:
-    assert message_prunable(NOW - age_days * DAY, cut) is prunable
+@pytest.mark.parametrize(
+    ("age_days", "is_card", "cut", "prunable"),
+    [
+        (15, False, CUT, True),
+        (13, False, CUT, False),
+        (400, True, CUT, False),  # a kept task's card: its task may still edit it
+        (400, False, KEEP_ALL, False),
+    ],
+)
+def test_which_console_messages_may_go(age_days: int, is_card: bool, cut: Cutoffs, prunable: bool) -> None:
+    assert message_prunable(NOW - age_days * DAY, is_card, cut) is prunable
 
 
 @pytest.mark.parametrize(
@@ -174,8 +182,9 @@ def expected_removal(before: dict[str, dict[Any, dict[str, Any]]], cut: Cutoffs)
     keys |= {f"approval:{k[0]}" for k in gone["approval"]}
     keys |= {r["card_key"] for r in before["outbox"].values() if r["task_id"] in ids and r["card_key"]}
     gone["card"] = {k for k in before["card"] if k[0] in keys}
+    cards = {k[0] for k in before["card"]} - {k[0] for k in gone["card"]}
     gone["chat_message"] = {k for k, r in before["chat_message"].items()
-                            if message_prunable(aware(r["updated_at"]), cut)}  # fmt: skip
+                            if message_prunable(aware(r["updated_at"]), r["key"] in cards, cut)}  # fmt: skip
     return gone
 
 
@@ -221,6 +230,8 @@ async def history(db: Database, clock: Clock) -> dict[str, Any]:
         platform="console", tenant="t1", dedupe_key="", requester="alice", conversation=CONV, text="x"))  # fmt: skip
     old_msg = await transcript.add(channel="general", user="alice", text="long ago", now=clock())
     edited = await transcript.add(channel="general", user="alice", text="edited later", now=clock())
+    live_card = await transcript.add(channel="general", user="cowork", key=f"task:{waiting}", now=clock())
+    done_card = await transcript.add(channel="general", user="cowork", key=f"task:{posted}", now=clock())
     await db.run(lambda tx: tx.conn.execute(insert(Event.__table__), [event_row(None, "cli", "note", clock())]))  # type: ignore[attr-defined]
     clock.advance(29 * 86400)
     await transcript.update(edited.id or 0, text="edited", card=None, html="", now=clock())
@@ -229,7 +240,7 @@ async def history(db: Database, clock: Clock) -> dict[str, Any]:
     await h.drain()
     await transcript.add(channel="general", user="bob", text="today", now=clock())
     return {"plain": plain, "posted": posted, "refused": refused, "waiting": waiting, "recent": recent,
-            "undelivered": undelivered,
+            "undelivered": undelivered, "live_card": live_card.id, "done_card": done_card.id,
             "old_msg": old_msg.id, "edited": edited.id}  # fmt: skip
 
 
@@ -257,6 +268,7 @@ async def test_prune_removes_exactly_the_old_finished_tasks_rows(db: Database, c
     assert len(after["schedule"]) == 1 and after["spend"] == before["spend"]
     assert any(r["state"] == "pending" for r in after["outbox"].values())  # an old undelivered row stays
     assert (ids["edited"],) in after["chat_message"] and (ids["old_msg"],) not in after["chat_message"]
+    assert (ids["live_card"],) in after["chat_message"] and (ids["done_card"],) not in after["chat_message"]
     # the audit trail left only through the export, and bounded transactions
     assert {e.id for e in exported} == {k[0] for k in gone["event"]}
     assert len(done.batches) >= 3 and max(done.batches) <= RULES.batch
