@@ -24,7 +24,7 @@ from sqlalchemy import String, cast, delete, false, func, literal, or_, select, 
 
 from tasks.db import Database
 from tasks.models import Card, ChatMessage, Event, Outbox, loaded
-from tasks.retention import FINISHED, OUTBOX_DONE, OUTBOX_LIVE, Cutoffs, Retention, cutoffs, fit_batch
+from tasks.retention import FINISHED, OUTBOX_DONE, OUTBOX_LIVE, TABLES, Cutoffs, Retention, cutoffs, fit_batch
 from tasks.statements import APPROVAL, STEP, TASK
 from tasks.tx import Tx
 
@@ -102,9 +102,10 @@ def _count(tx: Tx, table: Any, where: Any) -> int:
 
 def plan(tx: Tx, cut: Cutoffs) -> dict[str, int]:
     """Rows per table that a prune at these cutoffs would remove (the dry run)."""
-    counts = dict.fromkeys(("task", "step", "approval", "event", "outbox", "card", "chat_message"), 0)
-    of_tasks = _finished(cut.tasks) if cut.tasks is not None else None
-    if of_tasks is not None:
+    counts = dict.fromkeys(TABLES, 0)
+    of_tasks = None
+    if cut.tasks is not None:
+        of_tasks = _finished(cut.tasks)
         counts["task"] = _count(tx, TASK, _prunable_task(cut.tasks))
         counts["step"] = _count(tx, STEP, STEP.c.task_id.in_(of_tasks))
         counts["approval"] = _count(tx, APPROVAL, APPROVAL.c.task_id.in_(of_tasks))
