@@ -9,7 +9,9 @@ console transcript written and edited as the console does), and, in the
 pruned run, one background prune round runs (`bot.prune.background`, the
 worker's job) with short windows. Every `--sample` hours the database size
 (SQLite: the file after a WAL checkpoint; PostgreSQL: the tables' total
-relation size) and the row counts are recorded.
+relation size, before and after a plain VACUUM, which stands in for
+autovacuum: it runs on wall-clock time and cannot keep up with simulated
+days) and the row counts are recorded.
 """
 
 from __future__ import annotations
@@ -143,10 +145,26 @@ def _sqlite_bytes(url: str) -> int:
     return Path(path).stat().st_size
 
 
+def _vacuum(url: str) -> None:
+    """A plain VACUUM of Cowork's tables: what autovacuum does on its own, on
+    wall-clock time (every minute at most), which a moved clock outruns."""
+    import psycopg
+
+    names = ", ".join(m.__table__.name for m in TABLES)  # type: ignore[attr-defined]
+    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql"), autocommit=True) as conn:
+        conn.execute(f"VACUUM (ANALYZE) {names}")
+
+
 async def sample(db: Database, url: str, hours: int) -> dict[str, Any]:
     rows = await db.run(_rows)
-    size = await db.run(_pg_bytes) if not db.sqlite else _sqlite_bytes(url)
-    return {"day": round(hours / 24, 2), "db_bytes": size, "rows": rows}
+    out: dict[str, Any] = {"day": round(hours / 24, 2)}
+    if db.sqlite:
+        out["db_bytes"] = _sqlite_bytes(url)
+    else:
+        out["db_bytes_before_vacuum"] = await db.run(_pg_bytes)
+        _vacuum(url)
+        out["db_bytes"] = await db.run(_pg_bytes)
+    return {**out, "rows": rows}
 
 
 async def soak(url: str, load: Load, *, prune: bool) -> dict[str, Any]:
