@@ -288,6 +288,13 @@ def cmd_db_prune(settings: Settings, args: argparse.Namespace) -> int:
     if args.batch < 1:
         print("cowork: --batch must be at least 1", file=sys.stderr)
         return 2
+    if args.export and not args.dry_run:
+        try:  # can it be written? before anything is deleted
+            with open(args.export, "a", encoding="utf-8"):
+                pass
+        except OSError as e:
+            print(f"cowork: cannot write {args.export}: {e.strerror}; nothing was pruned", file=sys.stderr)
+            return 1
     out = _run(prune_command(settings, dry_run=args.dry_run, export=args.export, batch=args.batch))
     print(json.dumps(out, indent=2))
     return 0

@@ -260,6 +260,8 @@ async def test_cowork_db_prune_dry_run_then_exports_and_removes(sqlite_url: str,
     trail = {e.id for t in old for e in await h.store.events(t)}
     db.close()
     env = base_env(DATABASE_URL=sqlite_url, COWORK_LOG_JSON="0")
+    unwritable = prune_cli(env, "--export", str(tmp_path / "missing" / "audit.jsonl"), cwd=tmp_path)
+    assert unwritable.returncode == 1 and "nothing was pruned" in unwritable.stderr
     dry = prune_cli(env, "--dry-run", cwd=tmp_path)
     assert dry.returncode == 0, dry.stderr
     assert json.loads(dry.stdout)["would_remove"]["task"] == 3
