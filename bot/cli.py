@@ -111,6 +111,15 @@ def build_parser() -> argparse.ArgumentParser:
                          "starting new versions on PostgreSQL; `cowork serve` does it itself on SQLite.")  # fmt: skip
     du.add_argument("--revision", default="head")
     du.set_defaults(func=cmd_db_upgrade)
+    dp = dsub.add_parser("prune", help="delete rows past their retention (COWORK_RETENTION_DAYS and others)",
+                         description="Delete finished tasks' rows older than COWORK_RETENTION_DAYS, done outbox "
+                         "rows older than COWORK_OUTBOX_RETENTION_DAYS and console messages older than "
+                         "COWORK_TRANSCRIPT_RETENTION_DAYS, in bounded transactions. Unfinished tasks, pending "
+                         "outbox rows and schedules are never touched. Prints JSON.")  # fmt: skip
+    dp.add_argument("--dry-run", action="store_true", help="count what would go, per table; delete nothing")
+    dp.add_argument("--export", metavar="FILE", help="first append the removed audit events to FILE (JSON lines)")
+    dp.add_argument("--batch", type=int, default=1000, help="rows per transaction (default 1000)")
+    dp.set_defaults(func=cmd_db_prune)
 
     doc = sub.add_parser("doctor", help="check configuration, database, Slack, Teams and the LLM",
                          description="Check the configuration and every service it names (database, policy "
@@ -279,6 +288,24 @@ def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
 
     schema.upgrade(settings.database_url, args.revision)
     print(f"database at revision {schema.current(settings.database_url)}")
+    return 0
+
+
+def cmd_db_prune(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.prune import prune_command
+
+    if args.batch < 1:
+        print("cowork: --batch must be at least 1", file=sys.stderr)
+        return 2
+    if args.export and not args.dry_run:
+        try:  # can it be written? before anything is deleted
+            with open(args.export, "a", encoding="utf-8"):
+                pass
+        except OSError as e:
+            print(f"cowork: cannot write {args.export}: {e.strerror}; nothing was pruned", file=sys.stderr)
+            return 1
+    out = _run(prune_command(settings, dry_run=args.dry_run, export=args.export, batch=args.batch))
+    print(json.dumps(out, indent=2))
     return 0
 
 

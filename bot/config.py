@@ -90,6 +90,19 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(30.0, validation_alias=_env("COWORK_LEASE_SECONDS"),
                                  description="worker lease length")  # fmt: skip
 
+    retention_days: float = Field(30.0, ge=0, validation_alias=_env("COWORK_RETENTION_DAYS"),
+                                  description="days a finished task's rows are kept (0 = forever)")  # fmt: skip
+    outbox_retention_days: float = Field(7.0, ge=0, validation_alias=_env("COWORK_OUTBOX_RETENTION_DAYS"),
+                                         description="days sent/dead outbox rows are kept (0 = forever)")  # fmt: skip
+    transcript_retention_days: float = Field(30.0, ge=0, validation_alias=_env("COWORK_TRANSCRIPT_RETENTION_DAYS"),
+                                             description="days console messages are kept (0 = forever)")  # fmt: skip
+    prune_interval: float = Field(300.0, ge=0, validation_alias=_env("COWORK_PRUNE_INTERVAL"),
+                                  description="seconds between a worker's prune rounds (0 = off)")  # fmt: skip
+    prune_round: int = Field(10000, ge=1, validation_alias=_env("COWORK_PRUNE_ROUND"),
+                             description="rows one background prune round removes at most")  # fmt: skip
+    prune_export: str = Field("", validation_alias=_env("COWORK_PRUNE_EXPORT"),
+                              description="file a worker's prune appends removed audit events to")  # fmt: skip
+
     @property
     def slack_enabled(self) -> bool:
         return bool(self.slack_bot_token and (self.slack_signing_secret or self.slack_app_token))

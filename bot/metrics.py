@@ -5,11 +5,12 @@ deployment: tasks by state, outbox rows by state, the queue depth (tasks a
 worker could claim now), approvals waiting, a histogram of effectful step
 latency (intent to outcome) by skill, and tokens and dollars spent. Kept by
 this process: deliveries by platform and outcome, and rate-limit answers
-(429s and our own pacing) by platform.
+(429s and our own pacing) by platform, and rows pruned past their retention.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -109,6 +110,20 @@ class DatabaseCollector:
         yield h
 
 
+class PrunedCollector:
+    """Rows this process's background prune removed, by table."""
+
+    def __init__(self, removed: Mapping[str, int]) -> None:
+        self.removed = removed
+
+    def collect(self) -> Any:
+        c = CounterMetricFamily("cowork_pruned_rows", "Rows pruned past their retention by this process",
+                                labels=["table"])  # fmt: skip
+        for table, n in sorted(self.removed.items()):
+            c.add_metric([table], n)
+        yield c
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -138,6 +153,9 @@ def mount_metrics(app: web.Application, runtime: Any) -> Metrics:
     runtime.metrics = metrics
     runtime.delivery.on_result = metrics.delivered
     metrics.delivery_role.set_function(lambda: float(runtime.delivery.leading))
+    pruner = getattr(runtime, "pruner", None)
+    if pruner is not None:
+        metrics.registry.register(PrunedCollector(pruner.removed))
 
     async def handler(request: web.Request) -> web.Response:
         try:

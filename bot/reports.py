@@ -47,6 +47,11 @@ async def show_task(store: Store, task_id: int, *, as_json: bool = False) -> str
     return "\n".join(lines)
 
 
+def event_line(event: Any) -> str:
+    """One audit event as a JSON line (`cowork tasks export`, `cowork db prune --export`)."""
+    return json.dumps(event.model_dump(mode="json"), default=str) + "\n"
+
+
 async def export_events(store: Store, out: IO[str], *, task_id: int | None = None) -> int:
     n, after = 0, 0
     while True:
@@ -54,6 +59,6 @@ async def export_events(store: Store, out: IO[str], *, task_id: int | None = Non
         if not batch:
             return n
         for e in batch:
-            out.write(json.dumps(e.model_dump(mode="json"), default=str) + "\n")
+            out.write(event_line(e))
         n += len(batch)
         after = batch[-1].id or after

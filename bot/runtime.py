@@ -16,6 +16,7 @@ from bot.config import Settings
 from bot.conversation import Conversation
 from bot.delivery import Delivery
 from bot.history import AdapterHistory
+from bot.prune import background, retention
 from tasks import schema
 from tasks.clock import utcnow
 from tasks.controls import Controls
@@ -26,6 +27,7 @@ from tasks.outbox import Outboxes
 from tasks.planner import PlanSource
 from tasks.playbooks import Playbook, load_playbooks, shipped_folder
 from tasks.policy import Policy, load_policy
+from tasks.pruning import Pruner
 from tasks.scheduler import make_scheduler
 from tasks.skills import SkillRegistry
 from tasks.store import Store
@@ -129,6 +131,8 @@ class Runtime:
             store=self.store, controls=self.controls, playbooks=self.playbooks, policy=self.policy,
             llm_enabled=self.llm is not None, base_url=settings.base_url(), clock=clock, wake=self.wake,
         )  # fmt: skip
+        self.pruner = Pruner(self.db, retention(settings))
+        self.prune_round = background(self.pruner, settings.prune_round, settings.prune_export)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._scheduler: Any = None
@@ -154,7 +158,8 @@ class Runtime:
         self._stop.clear()
         if worker:
             self._tasks.append(asyncio.create_task(self.engine.serve(self._stop), name="engine"))
-            self._scheduler = make_scheduler(self.engine, self.controls)
+            self._scheduler = make_scheduler(self.engine, self.controls, prune=self.prune_round,
+                                             prune_every=self.settings.prune_interval)  # fmt: skip
             self._scheduler.start()
         if delivery:
             self._tasks.append(asyncio.create_task(self.delivery.serve(self._stop), name="delivery"))

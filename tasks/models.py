@@ -28,6 +28,7 @@ class Task(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("platform", "tenant", "dedupe_key", name="uq_task_dedupe"),
         Index("ix_task_runnable", "state", "run_after"),
+        Index("ix_task_finished", "state", "updated_at"),  # pruning: finished tasks by age
     )
     id: int | None = Field(default=None, primary_key=True)
     platform: str
