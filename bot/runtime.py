@@ -16,6 +16,7 @@ from bot.config import Settings
 from bot.conversation import Conversation
 from bot.delivery import Delivery
 from bot.history import AdapterHistory
+from bot.targets import AdapterTargets
 from tasks import schema
 from tasks.clock import utcnow
 from tasks.controls import Controls
@@ -117,6 +118,7 @@ class Runtime:
             "store": self.store,
             "settings": settings,
             "chat_reader": AdapterHistory(self.adapters),
+            "chat_target": AdapterTargets(self.adapters),
         }
         self.engine = Engine(
             self.store, self.registry, PlanSource(self.playbooks, self.llm), policy=self.policy,

@@ -42,6 +42,9 @@ _WAKE_PLANNING = (
 _STEP_STATE = select(STEP.c.state, STEP.c.attempts).where(
     STEP.c.task_id == bindparam("p_task"), STEP.c.key == bindparam("p_key")
 )
+_NEXT_WAKE = select(func.min(STEP.c.wake_at)).where(
+    STEP.c.task_id == bindparam("p_task"), STEP.c.state == StepState.SLEEPING.value
+)
 _PLAN_TRIES = select(func.count()).where(EVENT.c.task_id == bindparam("p_task"), EVENT.c.kind == "plan.retry")
 
 
@@ -231,6 +234,28 @@ class Checkpoints:
 
         await self.db.run(q, task_id)
 
+    async def park(self, task_id: int, key: str, worker: str, attempt: int, result: StepResult,
+                   now: datetime) -> None:  # fmt: skip
+        """The step is not finished: it sleeps until `result.sleep_until` (holding no
+        worker), with the outbox rows it wrote and the state it keeps, in one transaction."""
+        until = result.sleep_until
+        assert until is not None
+
+        def q(tx: Tx) -> None:
+            row = self.store.fenced_task_row(tx, task_id, worker, _LIVE, updated_at=now)
+            values: dict[str, Any] = {"state": StepState.SLEEPING.value, "wake_at": until,
+                                      "attempts": attempt, "intent_at": None, "finished_at": None}  # fmt: skip
+            if result.state is not None:
+                values["result"] = result.state
+            update_step(tx, task_id, key, **values)
+            for msg in result.outbox:
+                self._outbox(tx, task_id, row.platform, msg.kind, msg.conversation, msg.payload,
+                             now, msg.idempotency_key, msg.card_key)  # fmt: skip
+            tx.insert_later(EVENT, event_row(task_id, worker, "step.sleeping", now, step=key,
+                                             until=until.isoformat()))  # fmt: skip
+
+        await self.db.run(q, task_id)
+
     async def set_steps(
         self, task_id: int, keys: Sequence[str], state: str, worker: str, now: datetime,
         *, wake_at: datetime | None = None, reason: str = "",
@@ -294,7 +319,10 @@ class Checkpoints:
 
         def q(tx: Tx) -> None:
             if target == TaskState.RUNNING.value:
-                self.store.fenced_task_update(tx, task_id, worker, _LIVE, run_after=run_after, **_RELEASE)
+                # A parked step the delivery loop woke during this turn is due sooner than the turn knows.
+                woken = tx.rows(_NEXT_WAKE, {"p_task": task_id})[0][0]
+                at = min(run_after, woken) if run_after is not None and woken is not None else run_after
+                self.store.fenced_task_update(tx, task_id, worker, _LIVE, run_after=at, **_RELEASE)
                 return
             values: dict[str, Any] = dict(_RELEASE)
             detail: dict[str, Any] = {}

@@ -83,7 +83,9 @@ class Engine:
     ):
         self.store = store
         self.checkpoints = Checkpoints(store)
-        self.outbox_exists = Outboxes(store).exists
+        outboxes = Outboxes(store)
+        self.outbox_exists = outboxes.exists
+        self.delivery_of = outboxes.delivery
         self.registry = registry
         if PLAN_GATE not in registry:
             registry.add(PlanGate())  # the policy may ask a person to approve whole plans
