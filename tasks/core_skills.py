@@ -104,7 +104,8 @@ class ChatPost(Skill):
     async def preflight(self, ctx: StepContext, args: dict[str, Any]) -> None:
         check: TargetCheck | None = ctx.services.get("chat_target")
         target = self._target(ctx, args)
-        why = await check(target) if check is not None and target.get("channel") else None
+        elsewhere = target.get("channel") not in ("", None, ctx.conversation.get("channel"))
+        why = await check(target) if check is not None and elsewhere else None  # the task's own thread is there
         if why:
             raise SkillError(f"chat.post: cannot post to {args.get('channel') or 'the thread'}: {why}",
                              retryable=False)  # fmt: skip

@@ -51,7 +51,7 @@ NOT_A_MEMBER = frozenset({"not_in_channel", "channel_not_found"})
 RESPONSE_URL = "response_url"  # the MessageRef id of an answer posted through a command's response_url
 HISTORY_PAGES = 5
 LIST_PAGES = 10  # of 1,000 channels each, looking a #name up
-CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")
+CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]+$")  # ids are upper case; names are lower case
 READ_WAIT = 10.0  # seconds a chat.history read may wait for Slack's read limit (the skill's timeout is 30 s)
 Windows = list[tuple[SlidingLimits, str]]  # the windows a call counts against, with its key in each
 
