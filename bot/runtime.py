@@ -130,6 +130,7 @@ class Runtime:
         self.conversation = Conversation(
             store=self.store, controls=self.controls, playbooks=self.playbooks, policy=self.policy,
             llm_enabled=self.llm is not None, base_url=settings.base_url(), clock=clock, wake=self.wake,
+            registry=self.registry,
         )  # fmt: skip
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
