@@ -100,6 +100,8 @@ class Checkpoints:
                 tx.insert_later(STEP, step)
             usage = {"tokens": tokens, "cost": round(cost, 6)} if tokens or cost else {}
             values: dict[str, Any] = {"plan": plan, "run_after": now}
+            if wake_planning:  # the LLM answered: no more "waiting for the LLM" on the card
+                values["pause_reason"] = None
             if from_queued:  # queued -> planning -> running in one write, both moves in the audit trail
                 values["started_at"] = now
             row = self.store.transition(
@@ -128,12 +130,14 @@ class Checkpoints:
         return await self.db.run(lambda tx: int(tx.rows(_PLAN_TRIES, {"p_task": task_id})[0][0]), task_id)
 
     async def plan_later(self, task_id: int, worker: str, now: datetime, at: datetime, *, reason: str,
-                         attempt: int) -> None:  # fmt: skip
-        """Planning is put off until `at`: the task waits in the database, not in a worker."""
+                         attempt: int, note: str | None = None) -> None:  # fmt: skip
+        """Planning is put off until `at`: the task waits in the database, not in a
+        worker; `note` (why it waits, until when) is kept on it and its card redrawn."""
 
         def q(tx: Tx) -> None:
-            self.store.fenced_task_update(tx, task_id, worker, [TaskState.PLANNING.value], updated_at=now,
-                                          run_after=at, **_RELEASE)  # fmt: skip
+            row = self.store.fenced_task_row(tx, task_id, worker, [TaskState.PLANNING.value], updated_at=now,
+                                             run_after=at, pause_reason=note, **_RELEASE)  # fmt: skip
+            card_update(tx, task_id, row.platform, row.conversation, now)
             tx.insert_later(EVENT, event_row(task_id, worker, "plan.retry", now, error=reason[:1000],
                                              attempt=attempt, at=at.isoformat()))  # fmt: skip
 

@@ -150,7 +150,8 @@ class LLMPlanner:
                     raise PlanError(f"the LLM could not plan: {e}") from e
                 wait = e.retry_after if e.retry_after is not None else 2.0**attempt
                 if attempt == self.attempts or wait > self.max_wait:
-                    raise PlanLater(f"the LLM is unavailable: {e}", e.retry_after) from e
+                    cause = type(e.__cause__ or e).__name__  # e.g. RateLimitError, APIConnectionError
+                    raise PlanLater(f"the LLM is unavailable: {e}", e.retry_after, cause=cause) from e
                 await self.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
