@@ -334,8 +334,8 @@ class Delivery:
             self.hold.failed(c.row.platform, retry_at)  # the platform itself is failing (5xx, unreachable)
         if retry_after is not None:
             self._unsent[row_id] = c.row.attempts  # asked to wait: it did not take the message
-        log.info("outbox row %s not delivered (%s); %s", c.row.id, reason,
-                 f"retry at {retry_at:%H:%M:%S}" if retry_at else "giving up")  # fmt: skip
+        log.log(logging.INFO if retry_at else logging.WARNING, "outbox row %s not delivered (%s); %s", c.row.id,
+                reason, f"retry at {retry_at:%H:%M:%S}" if retry_at else "giving up")  # fmt: skip
         await self._record(lambda: self.outboxes.failed(row_id, reason, now, retry_at=retry_at))
         self.on_result(c.row.platform, "dead" if permanent else ("throttled" if retry_after else "retry"))
         return retry_at
