@@ -259,3 +259,12 @@ async def test_a_post_slack_refuses_fails_the_step_with_slacks_reason(bot: Bot) 
     assert summary["text"].startswith("Task #1 failed")
     blocks = json.dumps(summary["blocks"])
     assert "channel_not_found" in blocks and "posted a message" not in blocks
+
+
+async def test_a_post_to_a_private_channel_without_the_bot_is_refused_before_approval(bot: Bot) -> None:
+    assert await bot.mention("run announce channel=#secret text=hi") == 200
+    assert await bot.mention("run announce channel=C0SECRET text=hi", event_id="Ev2") == 200
+    await bot.settle()
+    errors = [t.error or "" for t in await bot.runtime.store.list_tasks()]
+    assert len(errors) == 2 and all("not a member of the private channel" in e for e in errors)
+    assert bot.slack.called("conversations.info") and not any("approve" in _actions(m) for m in bot.thread())
