@@ -204,7 +204,10 @@ class Checkpoints:
             tx.insert_later(OUTBOX, row)
             return
         ins = (sqlite_insert if self.db.sqlite else pg_insert)(OUTBOX).values(**row)
-        tx.conn.execute(ins.on_conflict_do_nothing(index_elements=["idempotency_key"]))
+        # Written once per key; a row the platform refused (never posted) is sent again.
+        again = {"state": "pending", "attempts": 0, "error": None, "next_attempt_at": now}
+        tx.conn.execute(ins.on_conflict_do_update(index_elements=["idempotency_key"], set_=again,
+                                                  where=OUTBOX.c.state == "dead"))  # fmt: skip
 
     def _spend(self, tx: Tx, platform: str, person: str, now: datetime, cost: float, tokens: int) -> None:
         ins = (sqlite_insert if self.db.sqlite else pg_insert)(SPEND).values(

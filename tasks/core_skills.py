@@ -72,7 +72,8 @@ class ChatPost(Skill):
     and delivered like cards; the step is done when the platform accepted it.
 
     The first run writes the row (its idempotency key is the step's, so it is
-    written once however often the step runs) and parks the step, holding no
+    written once however often the step runs; a new attempt after a refusal,
+    such as a person's retry, sends the refused row again) and parks the step, holding no
     worker; the delivery loop wakes the task when the platform answers, and the
     next run reads the row: sent is success, a permanent refusal fails the step
     with the platform's reason. Before approval is asked, the target is checked
@@ -119,7 +120,7 @@ class ChatPost(Skill):
             raise SkillError("chat.post: no channel to post to", retryable=False)
         where = args.get("channel") or "the thread"
         fate = await ctx.delivery(ctx.idempotency_key) if ctx.delivery is not None else None
-        if fate is None:
+        if fate is None or (fate.state == "dead" and not ctx.resumed):  # a new attempt (a retry) posts anew
             msg = OutboxMessage(kind="message", conversation=target, payload={"text": text},
                                 idempotency_key=ctx.idempotency_key)  # fmt: skip
             return StepResult(outbox=(msg,), sleep_until=ctx.now + CHECK_AGAIN)

@@ -89,6 +89,7 @@ class StepContext:
     wake_at: datetime | None = None
     saved: Mapping[str, Any] | None = None  # the `StepResult.state` this step kept
     delivery: Callable[[str], Awaitable[Delivered | None]] | None = None  # an outbox row's fate, by key
+    resumed: bool = False  # run again after it parked, to see whether it is done (not a new attempt)
 
 
 class Skill:

@@ -155,7 +155,7 @@ class StepRunner:
             conversation=dict(task.conversation or {}), now=self.engine.clock(),
             attempt=turn.attempts[key] + (0 if _resumed(turn, key) else 1), platform=task.platform,
             tenant=task.tenant, services=self.engine.services, lookup_outbox=self.engine.outbox_exists,
-            saved=turn.saved.get(key), delivery=self.engine.delivery_of,
+            saved=turn.saved.get(key), delivery=self.engine.delivery_of, resumed=_resumed(turn, key),
         )  # fmt: skip
 
     async def _approved(self, task: Task, view: TaskView | PlannedView, turn: TurnState, key: str, skill: Skill,

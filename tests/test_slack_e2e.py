@@ -259,6 +259,12 @@ async def test_a_post_slack_refuses_fails_the_step_with_slacks_reason(bot: Bot) 
     assert summary["text"].startswith("Task #1 failed")
     blocks = json.dumps(summary["blocks"])
     assert "channel_not_found" in blocks and "posted a message" not in blocks
+    # The channel is made; the requester retries: the refused message is sent again, once.
+    bot.slack.channels.append({"id": "C0NOWHERE", "name": "nowhere", "is_member": True, "is_private": False})
+    assert await bot.mention("retry 1", event_id="Ev2") == 200
+    await bot.settle()
+    assert (await bot.runtime.store.get_task(1)).state == "succeeded"  # type: ignore[union-attr]
+    assert [m["text"] for m in bot.slack.messages["#nowhere"]] == ["hi"]
 
 
 async def test_a_post_to_a_private_channel_without_the_bot_is_refused_before_approval(bot: Bot) -> None:
