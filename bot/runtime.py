@@ -126,7 +126,8 @@ class Runtime:
             config=engine_config or EngineConfig(max_tasks=settings.worker_concurrency,
                                                  lease_seconds=settings.lease_seconds),
         )  # fmt: skip
-        self.delivery = Delivery(self.store, self.adapters, base_url=settings.base_url(), clock=clock)
+        self.delivery = Delivery(self.store, self.adapters, base_url=settings.base_url(), clock=clock,
+                                 on_answer=self.engine.wake)  # fmt: skip
         self.conversation = Conversation(
             store=self.store, controls=self.controls, playbooks=self.playbooks, policy=self.policy,
             llm_enabled=self.llm is not None, base_url=settings.base_url(), clock=clock, wake=self.wake,
