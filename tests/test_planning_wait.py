@@ -58,3 +58,15 @@ async def test_a_card_waiting_for_the_llm_says_why_and_until_when(
     done = await h.store.view(task_id)
     assert done.task.state == "succeeded" and done.task.pause_reason is None
     assert "Waiting for the LLM" not in "\n".join(cards.task_card(done, clock()).body)
+
+
+async def test_an_unreachable_llm_is_named_as_such_on_the_card(db: Database, clock: Clock) -> None:
+    from tests.faults.fleet import free_port
+
+    llm = make_llm("sk-secret-key", f"http://127.0.0.1:{free_port()}/v1", "gpt-4o-mini", Policy())  # nobody listens
+    assert llm is not None
+    h = Harness(db, clock, llm=llm)
+    task_id = await h.submit("summarize the week")
+    await h.drain()
+    body = "\n".join(cards.task_card(await h.store.view(task_id), clock()).body)
+    assert "Waiting for the LLM (APIConnectionError)" in body and "sk-secret" not in body
