@@ -32,6 +32,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
 from bot.prune import background
+from tasks.approvals import Approver
 from tasks.controls import Controls
 from tasks.core_skills import core_skills
 from tasks.db import Database
@@ -102,7 +103,7 @@ class Steady:
         await self.engine.drain()
         for task_id in approve:  # last hour's announcements, approved an hour later
             for a in (await self.store.view(task_id)).approvals:
-                await self.controls.decide(a.id or 0, "alice", True, now)
+                await self.controls.decide(a.id or 0, Approver("console", "", "alice"), True, now)
         await self.engine.drain()
         await self.deliver(now)
 

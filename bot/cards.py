@@ -75,6 +75,8 @@ def task_card(view: TaskView, now: datetime, base_url: str = "") -> Card:
     body = []
     if task.state == "planning" or (task.state == "queued" and not view.steps):
         body.append("Planning the steps…")
+        if task.state == "planning" and task.pause_reason:
+            body.append(task.pause_reason)  # waiting for the LLM: why, and until when
     if task.pause_reason and task.state == "paused":
         body.append(f"Paused: {task.pause_reason}")
     if task.error and task.state in ("failed", "expired"):

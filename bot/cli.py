@@ -197,10 +197,12 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _worker(settings: Settings, *, burst: bool) -> None:
+    from bot.clients import attach_clients
     from bot.runtime import Runtime, prepare_database
 
     prepare_database(settings.database_url)
     runtime = Runtime(settings)
+    attach_clients(runtime)  # skills read chat through them; delivery is the web processes' job
     if burst:
         n = await runtime.engine.drain()
         print(json.dumps({"turns": n}))

@@ -188,9 +188,14 @@ def _follow_transcript(app: web.Application, adapter: ConsoleAdapter) -> None:
     app.on_cleanup.append(stop)
 
 
+def make_adapter(runtime: Runtime) -> ConsoleAdapter:
+    """The console adapter over the shared transcript (a worker process's client: no pages)."""
+    return ConsoleAdapter(Transcript(runtime.db), Hub(), clock=runtime.clock)
+
+
 def mount_console(app: web.Application, runtime: Runtime) -> ConsoleAdapter:
     """Called by bot.server.make_app when the console is on."""
-    adapter = ConsoleAdapter(Transcript(runtime.db), Hub(), clock=runtime.clock)
+    adapter = make_adapter(runtime)
     runtime.add_adapter("console", adapter)
     conversation = runtime.conversation
     ConsoleEndpoint(adapter, on_message=conversation.handle_message, on_click=conversation.handle_click).add_routes(app)

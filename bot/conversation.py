@@ -18,12 +18,14 @@ from adapters.sanitize import db_id, sanitized
 from bot import cards
 from bot.commands import HELP, MAX_TEXT, Command, clean, parse
 from tasks.approvals import Approver
+from tasks.arguments import playbook_error
 from tasks.controls import Controls
 from tasks.db import transient
 from tasks.models import Task
 from tasks.planner import NO_LLM
 from tasks.playbooks import Playbook, PlaybookError
 from tasks.policy import Policy
+from tasks.skills import SkillRegistry
 from tasks.states import IllegalTransition
 from tasks.store import NewTask, NotFound, Store
 
@@ -52,6 +54,7 @@ class Conversation:
         base_url: str,
         clock: Callable[[], datetime],
         wake: Callable[[], None] = lambda: None,
+        registry: SkillRegistry | None = None,
     ):
         self.store = store
         self.controls = controls
@@ -61,6 +64,7 @@ class Conversation:
         self.base_url = base_url
         self.clock = clock
         self.wake = wake
+        self.registry = registry  # checks playbook parameters against the skills' schemas
 
     # -- messages -------------------------------------------------------------
 
@@ -125,6 +129,9 @@ class Conversation:
             params = book.bind(c.params)
         except PlaybookError as e:
             return await self._refuse(m, str(e))
+        wrong = playbook_error(book.name, book.steps, params, self.registry) if self.registry else None
+        if wrong is not None:
+            return await self._refuse(m, f"{wrong}. Usage: {book.usage()}")
         return await self._new_work(m, clean(m.text), playbook=book.name, params=params)
 
     async def _control(self, m: Inbound, c: Command) -> Handled:

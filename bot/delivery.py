@@ -104,6 +104,7 @@ class Delivery:
         idle_seconds: float = 0.25,
         on_result: Callable[[str, str], None] | None = None,
         holder: str | None = None,
+        on_answer: Callable[[], None] | None = None,
     ):
         self.store = store
         self.outboxes = Outboxes(store)
@@ -113,6 +114,9 @@ class Delivery:
         self.batch = batch
         self.idle_seconds = idle_seconds
         self.on_result = on_result or (lambda platform, outcome: None)
+        # A step waits for the platform's answer to its post: wake this process's engine
+        # (the database already says the step is due; other processes find it by polling).
+        self.on_answer = on_answer or (lambda: None)
         self._wake = asyncio.Event()
         self.hold = Hold()
         self._lanes: dict[Lane, asyncio.Task[None]] = {}
@@ -307,6 +311,8 @@ class Delivery:
         row_id, ref = row.id, message.to_json() if message else None
         await self._record(lambda: self.outboxes.sent(row_id, ref, self.clock()))
         self.on_result(row.platform, "sent")
+        if row.idempotency_key and row.task_id is not None:
+            self.on_answer()
         return None
 
     async def _record(self, write: Callable[[], Awaitable[None]]) -> None:
@@ -334,10 +340,12 @@ class Delivery:
             self.hold.failed(c.row.platform, retry_at)  # the platform itself is failing (5xx, unreachable)
         if retry_after is not None:
             self._unsent[row_id] = c.row.attempts  # asked to wait: it did not take the message
-        log.info("outbox row %s not delivered (%s); %s", c.row.id, reason,
-                 f"retry at {retry_at:%H:%M:%S}" if retry_at else "giving up")  # fmt: skip
+        log.log(logging.INFO if retry_at else logging.WARNING, "outbox row %s not delivered (%s); %s", c.row.id,
+                reason, f"retry at {retry_at:%H:%M:%S}" if retry_at else "giving up")  # fmt: skip
         await self._record(lambda: self.outboxes.failed(row_id, reason, now, retry_at=retry_at))
         self.on_result(c.row.platform, "dead" if permanent else ("throttled" if retry_after else "retry"))
+        if permanent and c.row.idempotency_key and c.row.task_id is not None:
+            self.on_answer()
         return retry_at
 
     async def _send(self, adapter: ChatAdapter, c: Claimed) -> MessageRef | None:

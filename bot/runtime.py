@@ -17,6 +17,7 @@ from bot.conversation import Conversation
 from bot.delivery import Delivery
 from bot.history import AdapterHistory
 from bot.prune import background, retention
+from bot.targets import AdapterTargets
 from tasks import schema
 from tasks.clock import utcnow
 from tasks.controls import Controls
@@ -119,6 +120,7 @@ class Runtime:
             "store": self.store,
             "settings": settings,
             "chat_reader": AdapterHistory(self.adapters),
+            "chat_target": AdapterTargets(self.adapters),
         }
         self.engine = Engine(
             self.store, self.registry, PlanSource(self.playbooks, self.llm), policy=self.policy,
@@ -126,10 +128,12 @@ class Runtime:
             config=engine_config or EngineConfig(max_tasks=settings.worker_concurrency,
                                                  lease_seconds=settings.lease_seconds),
         )  # fmt: skip
-        self.delivery = Delivery(self.store, self.adapters, base_url=settings.base_url(), clock=clock)
+        self.delivery = Delivery(self.store, self.adapters, base_url=settings.base_url(), clock=clock,
+                                 on_answer=self.engine.wake)  # fmt: skip
         self.conversation = Conversation(
             store=self.store, controls=self.controls, playbooks=self.playbooks, policy=self.policy,
             llm_enabled=self.llm is not None, base_url=settings.base_url(), clock=clock, wake=self.wake,
+            registry=self.registry,
         )  # fmt: skip
         self.pruner = Pruner(self.db, retention(settings))
         self.prune_round = background(self.pruner, settings.prune_round, settings.prune_export)

@@ -5,6 +5,7 @@ POST /api/messages."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from aiohttp import web
 
@@ -29,17 +30,27 @@ def credentials(settings: Settings) -> TeamsCredentials:
     )
 
 
+def _auth(settings: Settings) -> tuple[TeamsCredentials, Any]:
+    creds = credentials(settings)
+    try:
+        return creds, authentication(creds)
+    except ValueError as e:
+        raise SystemExit(f"cowork: Teams is misconfigured: {e}") from e
+
+
+def make_adapter(runtime: Runtime) -> TeamsAdapter:
+    """The Teams adapter alone (a worker process's client: no endpoint)."""
+    creds, auth = _auth(runtime.settings)
+    return TeamsAdapter(auth, creds.app_id)
+
+
 def mount_teams(app: web.Application, runtime: Runtime) -> TeamsAdapter | None:
     """Called by bot.server.make_app when Teams is configured (an app id, or
     COWORK_TEAMS=1 for the Bot Framework Emulator without authentication)."""
     settings = runtime.settings
     if not settings.teams_enabled:
         return None
-    creds = credentials(settings)
-    try:
-        auth = authentication(creds)
-    except ValueError as e:
-        raise SystemExit(f"cowork: Teams is misconfigured: {e}") from e
+    creds, auth = _auth(settings)
     if creds.auth_disabled:
         log.warning("teams: no MicrosoftAppId, /api/messages accepts unauthenticated requests")
     adapter = TeamsAdapter(auth, creds.app_id)

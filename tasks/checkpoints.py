@@ -42,6 +42,9 @@ _WAKE_PLANNING = (
 _STEP_STATE = select(STEP.c.state, STEP.c.attempts).where(
     STEP.c.task_id == bindparam("p_task"), STEP.c.key == bindparam("p_key")
 )
+_NEXT_WAKE = select(func.min(STEP.c.wake_at)).where(
+    STEP.c.task_id == bindparam("p_task"), STEP.c.state == StepState.SLEEPING.value
+)
 _PLAN_TRIES = select(func.count()).where(EVENT.c.task_id == bindparam("p_task"), EVENT.c.kind == "plan.retry")
 
 
@@ -97,6 +100,8 @@ class Checkpoints:
                 tx.insert_later(STEP, step)
             usage = {"tokens": tokens, "cost": round(cost, 6)} if tokens or cost else {}
             values: dict[str, Any] = {"plan": plan, "run_after": now}
+            if wake_planning:  # the LLM answered: no more "waiting for the LLM" on the card
+                values["pause_reason"] = None
             if from_queued:  # queued -> planning -> running in one write, both moves in the audit trail
                 values["started_at"] = now
             row = self.store.transition(
@@ -125,12 +130,14 @@ class Checkpoints:
         return await self.db.run(lambda tx: int(tx.rows(_PLAN_TRIES, {"p_task": task_id})[0][0]), task_id)
 
     async def plan_later(self, task_id: int, worker: str, now: datetime, at: datetime, *, reason: str,
-                         attempt: int) -> None:  # fmt: skip
-        """Planning is put off until `at`: the task waits in the database, not in a worker."""
+                         attempt: int, note: str | None = None) -> None:  # fmt: skip
+        """Planning is put off until `at`: the task waits in the database, not in a
+        worker; `note` (why it waits, until when) is kept on it and its card redrawn."""
 
         def q(tx: Tx) -> None:
-            self.store.fenced_task_update(tx, task_id, worker, [TaskState.PLANNING.value], updated_at=now,
-                                          run_after=at, **_RELEASE)  # fmt: skip
+            row = self.store.fenced_task_row(tx, task_id, worker, [TaskState.PLANNING.value], updated_at=now,
+                                             run_after=at, pause_reason=note, **_RELEASE)  # fmt: skip
+            card_update(tx, task_id, row.platform, row.conversation, now)
             tx.insert_later(EVENT, event_row(task_id, worker, "plan.retry", now, error=reason[:1000],
                                              attempt=attempt, at=at.isoformat()))  # fmt: skip
 
@@ -197,7 +204,10 @@ class Checkpoints:
             tx.insert_later(OUTBOX, row)
             return
         ins = (sqlite_insert if self.db.sqlite else pg_insert)(OUTBOX).values(**row)
-        tx.conn.execute(ins.on_conflict_do_nothing(index_elements=["idempotency_key"]))
+        # Written once per key; a row the platform refused (never posted) is sent again.
+        again = {"state": "pending", "attempts": 0, "error": None, "next_attempt_at": now}
+        tx.conn.execute(ins.on_conflict_do_update(index_elements=["idempotency_key"], set_=again,
+                                                  where=OUTBOX.c.state == "dead"))  # fmt: skip
 
     def _spend(self, tx: Tx, platform: str, person: str, now: datetime, cost: float, tokens: int) -> None:
         ins = (sqlite_insert if self.db.sqlite else pg_insert)(SPEND).values(
@@ -228,6 +238,28 @@ class Checkpoints:
             extra = {"retry_at": retry_at.isoformat()} if retry_at else {}
             tx.insert_later(EVENT, event_row(task_id, worker, kind, now, step=key, attempt=attempt,
                                              error=error[:1000], **extra))  # fmt: skip
+
+        await self.db.run(q, task_id)
+
+    async def park(self, task_id: int, key: str, worker: str, attempt: int, result: StepResult,
+                   now: datetime) -> None:  # fmt: skip
+        """The step is not finished: it sleeps until `result.sleep_until` (holding no
+        worker), with the outbox rows it wrote and the state it keeps, in one transaction."""
+        until = result.sleep_until
+        assert until is not None
+
+        def q(tx: Tx) -> None:
+            row = self.store.fenced_task_row(tx, task_id, worker, _LIVE, updated_at=now)
+            values: dict[str, Any] = {"state": StepState.SLEEPING.value, "wake_at": until,
+                                      "attempts": attempt, "intent_at": None, "finished_at": None}  # fmt: skip
+            if result.state is not None:
+                values["result"] = result.state
+            update_step(tx, task_id, key, **values)
+            for msg in result.outbox:
+                self._outbox(tx, task_id, row.platform, msg.kind, msg.conversation, msg.payload,
+                             now, msg.idempotency_key, msg.card_key)  # fmt: skip
+            tx.insert_later(EVENT, event_row(task_id, worker, "step.sleeping", now, step=key,
+                                             until=until.isoformat()))  # fmt: skip
 
         await self.db.run(q, task_id)
 
@@ -310,7 +342,10 @@ class Checkpoints:
 
         def q(tx: Tx) -> None:
             if target == TaskState.RUNNING.value:
-                self.store.fenced_task_update(tx, task_id, worker, _LIVE, run_after=run_after, **_RELEASE)
+                # A parked step the delivery loop woke during this turn is due sooner than the turn knows.
+                woken = tx.rows(_NEXT_WAKE, {"p_task": task_id})[0][0]
+                at = min(run_after, woken) if run_after is not None and woken is not None else run_after
+                self.store.fenced_task_update(tx, task_id, worker, _LIVE, run_after=at, **_RELEASE)
                 return
             values: dict[str, Any] = dict(_RELEASE)
             detail: dict[str, Any] = {}

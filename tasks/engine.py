@@ -29,7 +29,7 @@ from tasks.outbox import Outboxes
 from tasks.plan_gate import PLAN_GATE, PlanGate, gate_plan
 from tasks.plans import PlanError, PlanLater, parse_plan
 from tasks.policy import Policy
-from tasks.retry import decide_plan_retry
+from tasks.retry import PLAN_PATIENCE, decide_plan_retry, waiting_note
 from tasks.states import IllegalTransition, TaskState
 from tasks.steps import StepRunner, TurnState
 from tasks.store import LeaseLost, NotFound, Store
@@ -83,7 +83,9 @@ class Engine:
     ):
         self.store = store
         self.checkpoints = Checkpoints(store)
-        self.outbox_exists = Outboxes(store).exists
+        outboxes = Outboxes(store)
+        self.outbox_exists = outboxes.exists
+        self.delivery_of = outboxes.delivery
         self.registry = registry
         if PLAN_GATE not in registry:
             registry.add(PlanGate())  # the policy may ask a person to approve whole plans
@@ -235,7 +237,7 @@ class Engine:
                 if "timeout_seconds" in draft.plan:
                     plan["timeout_seconds"] = draft.plan["timeout_seconds"]
         except PlanLater as e:
-            await self._plan_later(task, str(e), e.retry_after)
+            await self._plan_later(task, str(e), e.retry_after, e.cause)
             return None
         except PlanError as e:
             if task.state == TaskState.QUEUED and instant:
@@ -255,16 +257,20 @@ class Engine:
         task.started_at = task.started_at or now
         return PlannedView(task, planned_steps(task.id, plan), [])
 
-    async def _plan_later(self, task: Task, reason: str, retry_after: float | None) -> None:
+    async def _plan_later(self, task: Task, reason: str, retry_after: float | None, cause: str = "") -> None:
         """The LLM is unavailable: plan again later (the task holds no worker
-        meanwhile), or give up with the reason once patience runs out."""
+        meanwhile, its card says why and until when), or give up with the reason
+        once patience runs out."""
         assert task.id is not None
         now = self.clock()
         tries = await self.checkpoints.plan_tries(task.id) + 1
-        decision = decide_plan_retry(tries, task.started_at or task.created_at or now, now, retry_after=retry_after)
+        since = task.started_at or task.created_at or now
+        decision = decide_plan_retry(tries, since, now, retry_after=retry_after)
         if decision.retry and decision.at is not None:
             log.warning("task %s: planning again at %s: %s", task.id, decision.at.isoformat(), reason)
-            await self.checkpoints.plan_later(task.id, self.name, now, decision.at, reason=reason, attempt=tries)
+            note = waiting_note(cause or "unavailable", decision.at, since + PLAN_PATIENCE)
+            await self.checkpoints.plan_later(task.id, self.name, now, decision.at, reason=reason, attempt=tries,
+                                              note=note)  # fmt: skip
             return
         await self.checkpoints.finish(task.id, self.name, TaskState.FAILED, now,
                                       error=f"could not plan: {reason} ({decision.reason})", owner=task)  # fmt: skip

@@ -16,8 +16,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import jsonschema
-
+from tasks.arguments import args_error
 from tasks.engine import PlanDraft
 from tasks.llm import LLM, Completion, make_llm
 from tasks.models import Task
@@ -93,15 +92,10 @@ def check_plan(data: Any, skills: Mapping[str, Skill]) -> Plan:
 
 def _check_args(key: str, skill: Skill, args: Mapping[str, Any]) -> None:
     # A value that is one placeholder is filled at run time: it may be of any type.
-    schema = dict(skill.args_schema)
-    later = {k for k, v in args.items() if isinstance(v, str) and _WHOLE_PLACEHOLDER.match(v)}
-    instance = {k: v for k, v in args.items() if k not in later}
-    if later and "required" in schema:
-        schema["required"] = [r for r in schema["required"] if r not in later]
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(instance))
+    later = frozenset(k for k, v in args.items() if isinstance(v, str) and _WHOLE_PLACEHOLDER.match(v))
+    error = args_error(skill, args, later=later)
     if error is not None:
-        where = "/".join(str(p) for p in error.absolute_path) or "args"
-        raise PlanError(f"step {key!r}: {skill.name} {where}: {error.message}")
+        raise PlanError(f"step {key!r}: {skill.name} {error}")
 
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -156,7 +150,8 @@ class LLMPlanner:
                     raise PlanError(f"the LLM could not plan: {e}") from e
                 wait = e.retry_after if e.retry_after is not None else 2.0**attempt
                 if attempt == self.attempts or wait > self.max_wait:
-                    raise PlanLater(f"the LLM is unavailable: {e}", e.retry_after) from e
+                    cause = type(e.__cause__ or e).__name__  # e.g. RateLimitError, APIConnectionError
+                    raise PlanLater(f"the LLM is unavailable: {e}", e.retry_after, cause=cause) from e
                 await self.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -21,7 +21,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from tasks.models import Card, Outbox
-from tasks.store import OUTBOX, Store, _row
+from tasks.skills import Delivered
+from tasks.states import StepState, TaskState
+from tasks.store import OUTBOX, STEP, TASK, Store, _row
 from tasks.tx import Tx
 
 CARD = Card.__table__  # type: ignore[attr-defined]
@@ -44,6 +46,17 @@ class Outboxes:
                 tx.conn.execute(select(OUTBOX.c.id).where(OUTBOX.c.idempotency_key == idempotency_key)).first()
                 is not None
             )
+
+        return await self.db.run(q)
+
+    async def delivery(self, idempotency_key: str) -> Delivered | None:
+        """What became of the row written under this key; None when there is none."""
+
+        def q(tx: Tx) -> Delivered | None:
+            r = tx.conn.execute(
+                select(OUTBOX.c.state, OUTBOX.c.error).where(OUTBOX.c.idempotency_key == idempotency_key)
+            ).first()
+            return None if r is None else Delivered(str(r.state), r.error)
 
         return await self.db.run(q)
 
@@ -141,8 +154,10 @@ class Outboxes:
             r = tx.conn.execute(
                 update(OUTBOX).where(OUTBOX.c.id == outbox_id)
                 .values(state="sent", sent_at=now, message=message, error=None)
-                .returning(OUTBOX.c.card_key, OUTBOX.c.platform)
+                .returning(OUTBOX.c.card_key, OUTBOX.c.platform, OUTBOX.c.task_id, OUTBOX.c.idempotency_key)
             ).first()  # fmt: skip
+            if r is not None:
+                _wake_poster(tx, r, now)
             if r is not None and r.card_key and message is not None:
                 ins = (sqlite_insert if self.db.sqlite else pg_insert)(CARD).values(
                     card_key=r.card_key, platform=r.platform, message=message, updated_at=now
@@ -159,7 +174,17 @@ class Outboxes:
             values["state"] = "dead"
         else:
             values.update(state="pending", next_attempt_at=retry_at)
-        await self.db.run(lambda tx: tx.conn.execute(update(OUTBOX).where(OUTBOX.c.id == outbox_id).values(**values)))
+
+        def q(tx: Tx) -> None:
+            stmt = update(OUTBOX).where(OUTBOX.c.id == outbox_id).values(**values)
+            if retry_at is not None:
+                tx.conn.execute(stmt)
+                return
+            r = tx.conn.execute(stmt.returning(OUTBOX.c.task_id, OUTBOX.c.idempotency_key)).first()
+            if r is not None:
+                _wake_poster(tx, r, now)
+
+        await self.db.run(q)
 
     async def stats(self) -> dict[str, int]:
         def q(tx: Tx) -> dict[str, int]:
@@ -182,3 +207,18 @@ class Outboxes:
             return tx.conn.execute(select(CARD.c.message).where(CARD.c.card_key == key)).scalar()
 
         return await self.db.run(q)
+
+
+def _wake_poster(tx: Tx, row: Any, now: datetime) -> None:
+    """The platform answered a row a step wrote (an idempotency-keyed post): the step
+    waits for that answer, so it and its task are due now (see `ChatPost`)."""
+    if row.task_id is None or row.idempotency_key is None:
+        return
+    tx.conn.execute(
+        update(STEP).where(STEP.c.task_id == row.task_id, STEP.c.idempotency_key == row.idempotency_key,
+                           STEP.c.state == StepState.SLEEPING.value).values(wake_at=now)
+    )  # fmt: skip
+    tx.conn.execute(
+        update(TASK).where(TASK.c.id == row.task_id, TASK.c.state == TaskState.RUNNING.value,
+                           TASK.c.run_after > now).values(run_after=now)
+    )  # fmt: skip

@@ -24,9 +24,10 @@ class PlanLater(Exception):
     """No plan now, but maybe later: the LLM is unavailable. The engine puts the
     task back, to be planned again after `retry_after` seconds at the earliest."""
 
-    def __init__(self, reason: str, retry_after: float | None = None):
+    def __init__(self, reason: str, retry_after: float | None = None, *, cause: str = ""):
         super().__init__(reason)
         self.retry_after = retry_after
+        self.cause = cause  # what failed, fit to show a person: the error's class, no message
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,14 @@ PLAN_RETRY = RetryPolicy(max_attempts=10**6, base=1.0, cap=10.0)
 PLAN_PATIENCE = timedelta(minutes=15)
 
 
+def waiting_note(cause: str, next_try: datetime, give_up: datetime) -> str:
+    """What a task's card says while planning waits for the LLM: why (the error's
+    class only: its message may carry what a person should not see), when it
+    tries next, and until when it keeps trying."""
+    return (f"Waiting for the LLM ({cause}): trying again at {next_try:%H:%M:%S} UTC, "
+            f"and until {give_up:%H:%M} UTC before giving up.")  # fmt: skip
+
+
 def decide_plan_retry(
     attempt: int, since: datetime, now: datetime, *, retry_after: float | None = None, rand: float | None = None
 ) -> RetryDecision:

@@ -46,6 +46,18 @@ class StepResult:
     effects: tuple[str, ...] = ()
     # Not finished: park the step (holding no worker) and come back at this time.
     sleep_until: datetime | None = None
+    # Kept in the step while it is not finished (a wait's deadline, say): given back
+    # as `StepContext.saved` on every later run, through retries and restarts.
+    state: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """What became of an outbox row: `pending`, `sending`, `sent`, `dead` (with the
+    platform's reason) or `superseded`."""
+
+    state: str
+    error: str | None = None
 
 
 class SkillError(Exception):
@@ -75,6 +87,9 @@ class StepContext:
     services: Mapping[str, Any] = field(default_factory=dict)
     lookup_outbox: Callable[[str], Awaitable[bool]] | None = None
     wake_at: datetime | None = None
+    saved: Mapping[str, Any] | None = None  # the `StepResult.state` this step kept
+    delivery: Callable[[str], Awaitable[Delivered | None]] | None = None  # an outbox row's fate, by key
+    resumed: bool = False  # run again after it parked, to see whether it is done (not a new attempt)
 
 
 class Skill:
@@ -97,6 +112,11 @@ class Skill:
         if self.idempotent:
             return None
         raise CannotTell(f"{self.name} cannot tell whether its effect happened")
+
+    async def preflight(self, ctx: StepContext, args: dict[str, Any]) -> None:
+        """Before a person is asked to approve the step: raise a SkillError when
+        it cannot work (its target does not exist, say), so nobody approves it
+        in vain. The default checks nothing."""
 
     def describe(self, args: Mapping[str, Any]) -> dict[str, Any]:
         """What a person approving this step should see."""

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from tasks import binding, egress
 from tasks.approvals import args_hash
+from tasks.arguments import args_error
 from tasks.db import transient
 from tasks.faults import crash_point
 from tasks.models import Approval, Task
@@ -42,6 +43,7 @@ class TurnState:
     results: dict[str, Any]
     errors: dict[str, str]
     intents: set[str] = field(default_factory=set)
+    saved: dict[str, dict[str, Any]] = field(default_factory=dict)  # kept by unfinished steps
     concluded: bool = False  # the last step's checkpoint also ended the task
     steps_run: int = 0
     tokens: int = 0
@@ -58,6 +60,7 @@ class TurnState:
             results={s.key: s.result for s in steps if s.state == S.SUCCEEDED},
             errors={s.key: s.error or "" for s in steps},
             intents={s.key for s in steps if s.state == S.RUNNING and s.intent_at is not None},
+            saved={s.key: s.result for s in steps if s.state != S.SUCCEEDED and isinstance(s.result, dict)},
             steps_run=view.task.steps_run,
             tokens=view.task.tokens,
             cost=view.task.cost,
@@ -133,9 +136,12 @@ class StepRunner:
             return await self._fail(task, turn, key, str(e), retry=False)
         if not rules.allows(skill.name):
             return await self._fail(task, turn, key, f"skill {skill.name} is not allowed here", retry=False)
-        if not await self._approved(task, view, turn, key, skill, args, rules):
-            return
+        wrong = args_error(skill, args)
+        if wrong is not None:
+            return await self._fail(task, turn, key, f"{skill.name} {wrong}", retry=False)
         ctx = self._context(task, key, step.idempotency_key or f"task-{task.id}-{key}", turn)
+        if not await self._approved(task, view, turn, key, skill, args, rules, ctx):
+            return
         ctx.wake_at = turn.wake.get(key)
         if key in turn.intents and await self._reconciled(task, turn, key, skill, ctx, args):
             return
@@ -146,19 +152,20 @@ class StepRunner:
         return StepContext(
             task_id=task.id, step_key=key, idempotency_key=idem, requester=task.requester,
             conversation=dict(task.conversation or {}), now=self.engine.clock(),
-            attempt=turn.attempts[key] + 1, platform=task.platform, tenant=task.tenant,
-            services=self.engine.services, lookup_outbox=self.engine.outbox_exists,
+            attempt=turn.attempts[key] + (0 if _resumed(turn, key) else 1), platform=task.platform,
+            tenant=task.tenant, services=self.engine.services, lookup_outbox=self.engine.outbox_exists,
+            saved=turn.saved.get(key), delivery=self.engine.delivery_of, resumed=_resumed(turn, key),
         )  # fmt: skip
 
     async def _approved(self, task: Task, view: TaskView | PlannedView, turn: TurnState, key: str, skill: Skill,
-                        args: dict[str, Any], rules: Any) -> bool:  # fmt: skip
+                        args: dict[str, Any], rules: Any, ctx: StepContext) -> bool:  # fmt: skip
         assert task.id is not None
         # A read whose model-made arguments go to a host off the allowlist can carry data out.
         origin = egress.untrusted_origin(view.step(key).args or {}, planned_by_model=not task.playbook)
         why = egress.leaving(skill.reaches(args), origin, rules.fetch_allowlist)
         need, auto_rule = rules.needs_approval(skill.name, skill.effect.value, args, leaves=why is not None)
         now = self.engine.clock()
-        if auto_rule and key not in turn.intents:
+        if auto_rule and key not in turn.intents and not _resumed(turn, key):
             await self.cp.note(task.id, "policy", "approval.auto", now, step=key, rule=auto_rule)
         if not need:
             return True
@@ -172,6 +179,11 @@ class StepRunner:
             turn.states[key] = S.WAITING.value
             return False
         stale = latest.id if latest is not None and latest.state == "approved" else None
+        try:  # nobody is asked to approve what cannot work
+            await skill.preflight(ctx, args)
+        except SkillError as e:
+            await self._fail(task, turn, key, str(e), retry=e.retryable, skill=skill, retry_after=e.retry_after)
+            return False
         summary = {**skill.describe(args), "step": key, "effect": skill.effect.value,
                    "requester": task.requester, **({"why": why} if why else {})}  # fmt: skip
         await self.cp.request_approval(
@@ -193,18 +205,22 @@ class StepRunner:
             await self._fail(task, turn, key, f"outcome unknown after a crash ({e}); "
                              "check by hand, then retry the task", retry=False)  # fmt: skip
             return True
+        except SkillError as e:
+            await self._fail(task, turn, key, str(e), retry=e.retryable, skill=skill, attempt=ctx.attempt - 1,
+                             retry_after=e.retry_after)  # fmt: skip
+            return True
         await self.cp.note(task.id, self.engine.name, "step.reconciled", self.engine.clock(), step=key,
                            happened=result is not None)  # fmt: skip
         if result is None:
             return False
-        await self._succeed(task, turn, key, turn.attempts[key], result)
+        await self._outcome(task, turn, key, turn.attempts[key], result)
         return True
 
     async def _attempt(self, task: Task, turn: TurnState, key: str, skill: Skill, ctx: StepContext,
                        args: dict[str, Any]) -> None:  # fmt: skip
         assert task.id is not None
         attempt = ctx.attempt
-        if skill.effect != Effect.READ:
+        if skill.effect != Effect.READ and not _resumed(turn, key):  # a parked step's effect is recorded
             await self.cp.record_intent(task.id, key, self.engine.name, attempt, self.engine.clock())
             turn.intents.add(key)
         try:
@@ -224,12 +240,19 @@ class StepRunner:
                                     attempt=attempt)  # fmt: skip
         if skill.effect != Effect.READ:
             crash_point("after_effect")  # tests only: COWORK_FAULT (tasks/faults.py)
-        if result.sleep_until is not None and result.sleep_until > self.engine.clock():
-            await self.cp.set_steps(task.id, [key], S.SLEEPING.value, self.engine.name,
-                                    self.engine.clock(), wake_at=result.sleep_until)  # fmt: skip
-            turn.states[key], turn.wake[key] = S.SLEEPING.value, result.sleep_until
-            return
-        await self._succeed(task, turn, key, attempt, result)
+        await self._outcome(task, turn, key, attempt, result)
+
+    async def _outcome(self, task: Task, turn: TurnState, key: str, attempt: int, result: StepResult) -> None:
+        """Success, or (`sleep_until`) the step parks with its outbox rows and kept state."""
+        assert task.id is not None
+        if result.sleep_until is None or result.sleep_until <= self.engine.clock():
+            return await self._succeed(task, turn, key, attempt, result)
+        await self.cp.park(task.id, key, self.engine.name, attempt, result, self.engine.clock())
+        turn.states[key], turn.wake[key] = S.SLEEPING.value, result.sleep_until
+        turn.attempts[key] = attempt
+        turn.intents.discard(key)
+        if result.state is not None:
+            turn.saved[key] = result.state
 
     async def _succeed(self, task: Task, turn: TurnState, key: str, attempt: int, result: StepResult) -> None:
         assert task.id is not None
@@ -291,6 +314,12 @@ class StepRunner:
             with contextlib.suppress(Exception):  # still down: the next write says so
                 if await self.cp.step_written(task_id, key, attempt, states):
                     return
+
+
+def _resumed(turn: TurnState, key: str) -> bool:
+    """Whether the step parked earlier (a timer, a post waiting for the platform)
+    and is now run again to see whether it is done: its effect is already recorded."""
+    return turn.states.get(key) == S.SLEEPING and turn.attempts.get(key, 0) > 0
 
 
 def _latest(approvals: list[Approval], key: str) -> Approval | None:

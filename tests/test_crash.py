@@ -40,6 +40,7 @@ async def test_worker_killed_between_effect_and_checkpoint_posts_once_after_rest
 ) -> None:
     async with recorder() as rec:
         fleet = Fleet(tmp_path, base_env(DATABASE_URL=sqlite_url, **write_setup(tmp_path, rec.url)))
+        fleet.web("web")  # delivers the posts
         db = Database(sqlite_url)
         progress = Progress(sqlite_url)
         try:

@@ -17,7 +17,7 @@ from tasks.policy import Policy, Rules
 from tasks.skills import Effect, Skill, SkillError, SkillRegistry, StepContext, StepResult
 from tasks.store import NewTask, Store
 from tests.conftest import Clock
-from tests.fakes.engine_harness import person
+from tests.fakes.engine_harness import person, settle
 
 CONV = {"platform": "console", "tenant": "t1", "channel": "general", "thread": "m1", "extra": {}}
 
@@ -223,7 +223,7 @@ async def test_effect_waits_for_approval_and_runs_once_approved(h: Harness) -> N
     assert ok.accepted and ok.state == "approved"
     again = await h.controls.decide(approval.id, person("alice"), True, h.clock())
     assert not again.accepted and "already approved" in again.reason
-    await h.drain()
+    await settle(h.engine, h.store, h.clock)
     assert (await h.store.get_task(task_id)).state == "succeeded"  # type: ignore[union-attr]
     posts = [r for r in await h.outbox.rows(task_id) if r.kind == "message"]
     assert len(posts) == 1 and posts[0].payload == {"text": "hello"}

@@ -78,6 +78,8 @@ async def test_metrics_show_tasks_queue_approvals_step_latency_and_spend(
     await rt.conversation.handle_message(ask("run announce channel=eng text=hi", "e1"))
     await rt.conversation.handle_message(ask("run announce channel=eng text=ok", "e2", "needs-ok"))
     await rt.engine.drain()
+    await rt.delivery.drain()  # the post is accepted,
+    await rt.engine.drain()  # so its step ends the task
     await rt.conversation.handle_message(ask("run announce channel=eng text=later", "e3"))
     await rt.db.run(lambda tx: tx.conn.execute(update(Task.__table__).where(Task.__table__.c.id == 1)
                                                .values(tokens=1200, cost=0.42)))  # fmt: skip

@@ -156,7 +156,7 @@ async def test_auto_approve_rule_is_named_in_the_audit_trail(db: Database, clock
     rule = AutoApprove("eng-posts", "chat.post", {"channel": "#eng"})
     h = Harness(db, clock, policy=Policy(defaults=Rules(auto_approve=(rule,))))
     task_id = await h.submit(steps=POST)
-    await h.drain()
+    await h.settle()
     view = await h.store.view(task_id)
     assert view.task.state == "succeeded" and view.approvals == []
     (auto,) = [e for e in await h.store.events(task_id) if e.kind == "approval.auto"]

@@ -229,3 +229,48 @@ async def test_events_are_taken_while_slacks_web_api_is_unreachable(sqlite_url: 
     finally:
         await runner.cleanup()
         runtime.close()
+
+
+async def test_a_post_to_a_channel_slack_does_not_know_is_refused_before_anyone_approves(bot: Bot) -> None:
+    assert await bot.mention("run announce channel=#nowhere text=hi") == 200
+    await bot.settle()
+    assert not any("approve" in _actions(m) for m in bot.thread())  # nobody is asked in vain
+    task = (await bot.runtime.store.list_tasks())[0]
+    assert task.state == "failed" and "Slack has no channel #nowhere" in (task.error or "")
+    summary = bot.thread()[-1]
+    assert summary["text"].startswith("Task #1 failed")
+    assert "channel_not_found" in json.dumps(summary["blocks"])
+    assert bot.slack.called("conversations.list") and "#nowhere" not in bot.slack.messages
+
+
+async def test_a_post_slack_refuses_fails_the_step_with_slacks_reason(bot: Bot) -> None:
+    bot.slack.fail("conversations.list", "missing_scope")  # the check cannot tell: approval is asked
+    assert await bot.mention("run announce channel=#nowhere text=hi") == 200
+    await bot.settle()
+    card = _approval(bot)
+    value = json.loads(next(e["value"] for b in card["blocks"] if b["type"] == "actions" for e in b["elements"]
+                            if e["action_id"] == "approve"))  # fmt: skip
+    assert await bot.click("approve", value, "U1", card["ts"]) == 200
+    await bot.settle()
+    view = await bot.runtime.store.view(1)
+    assert view.task.state == "failed" and view.steps[0].state == "failed"
+    assert "#nowhere refused the message: slack: channel_not_found" in (view.task.error or "")
+    summary = bot.thread()[-1]
+    assert summary["text"].startswith("Task #1 failed")
+    blocks = json.dumps(summary["blocks"])
+    assert "channel_not_found" in blocks and "posted a message" not in blocks
+    # The channel is made; the requester retries: the refused message is sent again, once.
+    bot.slack.channels.append({"id": "C0NOWHERE", "name": "nowhere", "is_member": True, "is_private": False})
+    assert await bot.mention("retry 1", event_id="Ev2") == 200
+    await bot.settle()
+    assert (await bot.runtime.store.get_task(1)).state == "succeeded"  # type: ignore[union-attr]
+    assert [m["text"] for m in bot.slack.messages["#nowhere"]] == ["hi"]
+
+
+async def test_a_post_to_a_private_channel_without_the_bot_is_refused_before_approval(bot: Bot) -> None:
+    assert await bot.mention("run announce channel=#secret text=hi") == 200
+    assert await bot.mention("run announce channel=C0SECRET text=hi", event_id="Ev2") == 200
+    await bot.settle()
+    errors = [t.error or "" for t in await bot.runtime.store.list_tasks()]
+    assert len(errors) == 2 and all("not a member of the private channel" in e for e in errors)
+    assert bot.slack.called("conversations.info") and not any("approve" in _actions(m) for m in bot.thread())

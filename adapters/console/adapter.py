@@ -144,6 +144,12 @@ class ConsoleAdapter:
             raise DeliveryError(f"channel_not_found: {conversation.channel}", permanent=True)
         return channel
 
+    async def check_target(self, conversation: ConversationRef) -> str | None:
+        """Why the bot cannot post to the conversation's channel, or None."""
+        if known_channel(channel_name(conversation.channel)):
+            return None
+        return f"there is no channel {conversation.channel} here"
+
     async def post(self, conversation: ConversationRef, card: Card, *, key: str) -> MessageRef:
         channel = self._channel(conversation)
         r = await self.transcript.add(

@@ -9,6 +9,7 @@ the delivery loop understands.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
@@ -49,6 +50,8 @@ PERMANENT_ERRORS = frozenset(
 NOT_A_MEMBER = frozenset({"not_in_channel", "channel_not_found"})
 RESPONSE_URL = "response_url"  # the MessageRef id of an answer posted through a command's response_url
 HISTORY_PAGES = 5
+LIST_PAGES = 10  # of 1,000 channels each, looking a #name up
+CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]+$")  # ids are upper case; names are lower case
 READ_WAIT = 10.0  # seconds a chat.history read may wait for Slack's read limit (the skill's timeout is 30 s)
 Windows = list[tuple[SlidingLimits, str]]  # the windows a call counts against, with its key in each
 
@@ -259,6 +262,56 @@ class SlackAdapter:
         ]  # fmt: skip
         messages.sort(key=lambda m: float(m["ts"] or 0))
         return messages[-limit:]
+
+    async def check_target(self, conversation: ConversationRef) -> str | None:
+        """Why the bot cannot post to the conversation's channel (Slack does not know
+        it, it is archived, it is private and the bot is not in it), or None. A
+        `#name` is looked up among the channels the bot can see, as Slack resolves
+        it when posting; an id with conversations.info. DeliveryError when Slack
+        does not answer or the app lacks the scope to look (nobody can tell)."""
+        ref = conversation.channel
+        if not ref or ref.startswith(("D", "U", "W")):  # a DM or a user: Slack opens it
+            return None
+        info = (
+            await self._channel_named(conversation)
+            if not CHANNEL_ID.match(ref)
+            else await self._channel_info(conversation)
+        )
+        if info is None:
+            return f"Slack has no channel {ref} that the bot can see (channel_not_found)"
+        if info.get("is_archived"):
+            return f"{ref} is archived (is_archived)"
+        if info.get("is_private") and not info.get("is_member"):
+            return f"the bot is not a member of the private channel {ref} (not_in_channel)"
+        return None
+
+    async def _channel_info(self, conversation: ConversationRef) -> dict[str, Any] | None:
+        try:
+            resp = await self._paced(lambda: self.client.conversations_info(channel=conversation.channel),
+                                     [(self.limits.reads, conversation.tenant)], limit=READ_WAIT)  # fmt: skip
+        except DeliveryError as e:
+            if e.reason.removeprefix("slack: ") == "channel_not_found":
+                return None
+            raise
+        channel = resp.get("channel")
+        return channel if isinstance(channel, dict) else None
+
+    async def _channel_named(self, conversation: ConversationRef) -> dict[str, Any] | None:
+        name = conversation.channel.lstrip("#").lower()
+        cursor: str | None = None
+        for _ in range(LIST_PAGES):
+            resp = await self._paced(
+                partial(self.client.conversations_list, types="public_channel,private_channel",
+                        exclude_archived=False, limit=1000, cursor=cursor),
+                [(self.limits.reads, conversation.tenant)], limit=READ_WAIT,
+            )  # fmt: skip
+            for channel in resp.get("channels") or []:
+                if isinstance(channel, dict) and str(channel.get("name", "")).lower() == name:
+                    return channel
+            cursor = (resp.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                return None
+        raise DeliveryError(f"slack: more than {LIST_PAGES} pages of channels; not looked further")
 
     async def publish_home(self, user: str, view: dict[str, Any], *, tenant: str = "") -> None:
         """Show the person's App Home; a refresh that would wait past `max_wait` for the

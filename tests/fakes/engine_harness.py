@@ -4,9 +4,14 @@ plan), drain, look at steps, approvals, events and outbox rows."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
+from adapters.console import ConsoleAdapter, Hub
+from bot.delivery import Delivery
 from tasks.approvals import Approver
+from tasks.clock import utcnow
 from tasks.controls import Controls
 from tasks.core_skills import core_skills
 from tasks.db import Database
@@ -19,6 +24,7 @@ from tasks.policy import Policy, Rules
 from tasks.skillbook import builtin_skills
 from tasks.skills import Skill, SkillRegistry
 from tasks.store import NewTask, Store
+from tasks.transcript import Transcript
 from tests.conftest import Clock
 
 CONV = {"platform": "console", "tenant": "t1", "channel": "general", "thread": "m1", "extra": {}}
@@ -32,6 +38,25 @@ def person(user: str) -> Approver:
 
 async def no_sleep(seconds: float) -> None:
     return None
+
+
+def console_delivery(store: Store, clock: Callable[[], datetime] = utcnow) -> Delivery:
+    """A real delivery loop and console adapter on the store's database."""
+    return Delivery(store, {"console": ConsoleAdapter(Transcript(store.db), Hub(), clock=clock)}, clock=clock)
+
+
+async def deliver_console(store: Store) -> int:
+    return await console_delivery(store).drain()
+
+
+async def settle(engine: Engine, store: Store, clock: Clock, rounds: int = 10) -> None:
+    """Run the engine and deliver what it wrote to the console, until neither
+    has work: a post is done once the platform took it."""
+    delivery = console_delivery(store, clock)
+    for _ in range(rounds):
+        turns = await engine.drain()
+        if not await delivery.drain() and not turns:
+            return
 
 
 class InlinePlanner:
@@ -97,6 +122,10 @@ class Harness:
 
     async def drain(self) -> None:
         await self.engine.drain()
+
+    async def settle(self) -> None:
+        """Drain, delivering posts to the console as they are made."""
+        await settle(self.engine, self.store, self.clock)
 
     async def kinds(self, task_id: int) -> list[str]:
         return [e.kind for e in await self.store.events(task_id)]

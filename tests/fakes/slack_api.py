@@ -52,6 +52,12 @@ class FakeSlack:
     responses: list[dict[str, Any]] = field(default_factory=list)  # what came to a command's response_url
     frames: list[dict[str, Any]] = field(default_factory=list)  # what Socket Mode clients sent
     limits: Limiter | None = None  # opt in: answer 429 past Slack's published limits
+    # The workspace's named channels: a post to any other #name is channel_not_found.
+    channels: list[dict[str, Any]] = field(default_factory=lambda: [
+        {"id": "C0GENERAL", "name": "general", "is_member": True, "is_private": False},
+        {"id": "C0ENG", "name": "eng", "is_member": False, "is_private": False},
+        {"id": "C0SECRET", "name": "secret", "is_member": False, "is_private": True},
+    ])  # fmt: skip
 
     # -- what the tests use --------------------------------------------------
 
@@ -151,10 +157,30 @@ class FakeSlack:
             "user": "cowork",
         }
 
+    def channel(self, ref: str) -> dict[str, Any] | None:
+        """The channel an id or a #name names, as Slack knows it; None for an unknown
+        #name or a gone id (any other id is a channel the tests made up, and exists)."""
+        if ref.startswith("#"):
+            return next((c for c in self.channels if c["name"] == ref[1:].lower()), None)
+        if ref == "CGONE":
+            return None
+        return next((c for c in self.channels if c["id"] == ref),
+                    {"id": ref, "name": ref.lower(), "is_member": True, "is_private": False})  # fmt: skip
+
+    def m_conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        found = self.channel(str(args.get("channel", "")))
+        return {"ok": True, "channel": found} if found else {"ok": False, "error": "channel_not_found"}
+
+    def m_conversations_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "channels": list(self.channels), "response_metadata": {"next_cursor": ""}}
+
     def m_chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = str(args["channel"])
-        if channel.startswith("#missing") or channel == "CGONE":
-            return {"ok": False, "error": "channel_not_found"}
+        known = self.channel(channel)
+        if known is None or known.get("is_archived"):
+            return {"ok": False, "error": "channel_not_found" if known is None else "is_archived"}
+        if known.get("is_private") and not known.get("is_member"):
+            return {"ok": False, "error": "not_in_channel"}
         msg: dict[str, Any] = {
             "type": "message",
             "ts": self._next_ts(),

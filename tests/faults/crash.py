@@ -2,8 +2,9 @@
 moments, and killing themselves between an effect and its checkpoint
 (COWORK_FAULT=crash_after_effect:p, see tasks/faults.py), then restarted.
 
-Every task posts a message (chat.post: an outbox row), calls a webhook (a
-loopback recorder in this process) and posts again. Afterwards the books must
+Every task posts a message (chat.post: an outbox row, delivered to the console
+by a web process), calls a webhook (a loopback recorder in this process) and
+posts again. Afterwards the books must
 show every task ended, no step succeeded twice, no message or webhook call
 made twice, and every message of a succeeded step made exactly once.
 """
@@ -68,9 +69,10 @@ def write_setup(folder: Path, webhook_url: str, extra_policy: str = "") -> dict[
 
 
 async def enqueue(store: Store, start: int, stop: int, tag: str = "crash") -> None:
-    conv = {"platform": "fault", "tenant": "T1", "channel": "C1", "thread": "1.0"}
+    # Console tasks: a web process (`serve --no-worker`) delivers their posts, as in production.
+    conv = {"platform": "console", "tenant": "T1", "channel": "general", "thread": "1.0"}
     await asyncio.gather(*(
-        store.create_task(NewTask(platform="fault", tenant="T1", dedupe_key=f"{tag}-{i}",
+        store.create_task(NewTask(platform="console", tenant="T1", dedupe_key=f"{tag}-{i}",
                                   requester="U1", conversation=conv, playbook="crashtest",
                                   params={"n": str(i)}))
         for i in range(start, stop)
@@ -130,6 +132,7 @@ async def run_crash(url: str, folder: Path, plan: CrashPlan) -> dict[str, Any]:
     async with recorder() as rec:
         env = base_env(DATABASE_URL=url, **write_setup(folder, rec.url))
         fleet = Fleet(folder, env)
+        fleet.web("web")  # delivers the posts: a post's step is done when it was delivered
         db = Database(url)
         progress = Progress(url)
         try:

@@ -53,10 +53,11 @@ class Fleet:
     def worker(self, name: str, **extra: str) -> None:
         self._spawn(name, ["worker"], {**self.env, **extra})
 
-    def web(self, name: str, port: int | None = None, **extra: str) -> str:
+    def web(self, name: str, port: int | None = None, *, worker: bool = False, **extra: str) -> str:
+        """A web process (`serve --no-worker`), or with `worker` the whole bot in one (`serve`)."""
         self.ports[name] = port or self.ports.get(name) or free_port()
         env = {**self.env, "PORT": str(self.ports[name]), **extra}
-        self._spawn(name, ["serve", "--no-worker"], env)
+        self._spawn(name, ["serve"] if worker else ["serve", "--no-worker"], env)
         return f"http://127.0.0.1:{self.ports[name]}"
 
     def kill(self, name: str) -> None:
