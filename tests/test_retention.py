@@ -23,6 +23,7 @@ from bot.config import Settings
 from bot.metrics import mount_metrics
 from bot.prune import background
 from bot.runtime import Runtime
+from tasks.approvals import Approver
 from tasks.clock import utcnow
 from tasks.db import Database
 from tasks.models import TABLES, Event
@@ -106,14 +107,14 @@ async def deliver_all(h: Harness, *, hold_back: bool = False) -> int | None:
             await h.outbox.failed(c.row.id or 0, "channel_not_found", now, retry_at=None)
         else:
             await h.outbox.sent(c.row.id or 0, {"ts": f"{i}.0"}, now)
-    return claimed[0].row.task_id
+    return claimed[0].row.task_id if claimed else None
 
 
 async def approve_all(h: Harness, task_ids: list[int], approve: bool) -> None:
     for task_id in task_ids:
         view = await h.store.view(task_id)
         for a in view.approvals:
-            assert (await h.controls.decide(a.id or 0, "alice", approve, h.clock())).accepted
+            assert (await h.controls.decide(a.id or 0, Approver("console", "t1", "alice"), approve, h.clock())).accepted
     await h.drain()
 
 
@@ -131,6 +132,8 @@ async def history(db: Database, clock: Clock) -> dict[str, Any]:
     await approve_all(h, [posted], True)
     await approve_all(h, [refused], False)
     undelivered = await deliver_all(h, hold_back=True)
+    await h.drain()  # the delivered post wakes its step; the task ends and its summary goes out
+    await deliver_all(h)
     await h.controls.create_schedule(name="daily", cron="0 9 * * *", timezone="UTC", now=clock(), new=NewTask(
         platform="console", tenant="t1", dedupe_key="", requester="alice", conversation=CONV, text="x"))  # fmt: skip
     old_msg = await transcript.add(channel="general", user="alice", text="long ago", now=clock())
