@@ -63,7 +63,8 @@ async def test_an_approved_post_is_done_once_the_console_took_it(client: tuple[R
     await _say(http, "@cowork run announce channel=#eng text=hello")
     await runtime.engine.drain()
     (approval,) = (await runtime.store.view(1)).approvals
-    assert (await runtime.controls.decide(approval.id, Approver("console", TENANT, "alice"), True, runtime.clock())).accepted
+    alice = Approver("console", TENANT, "alice")
+    assert (await runtime.controls.decide(approval.id, alice, True, runtime.clock())).accepted
     await runtime.engine.drain()
     view = await runtime.store.view(1)
     assert view.task.state == "running" and view.steps[0].state == "sleeping"  # posted, not yet taken
