@@ -1,0 +1,168 @@
+"""GET /metrics in Prometheus text format.
+
+Read from the database at scrape time, so every web process shows the whole
+deployment: tasks by state, outbox rows by state, the queue depth (tasks a
+worker could claim now), approvals waiting, a histogram of effectful step
+latency (intent to outcome) by skill, and tokens and dollars spent. Kept by
+this process: deliveries by platform and outcome, and rate-limit answers
+(429s and our own pacing) by platform, and rows pruned past their retention.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
+from sqlalchemy import and_, case, func, or_, select
+
+from tasks.rules.clock import utcnow
+from tasks.rules.states import CLAIMABLE
+from tasks.store.db import Database
+from tasks.store.models import Approval, Step, Task
+from tasks.store.tx import Tx
+
+TASK = Task.__table__  # type: ignore[attr-defined]
+STEP = Step.__table__  # type: ignore[attr-defined]
+APPROVAL = Approval.__table__  # type: ignore[attr-defined]
+BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+
+@dataclass
+class Snapshot:
+    """What one scrape read from the database."""
+
+    tasks: dict[str, int] = field(default_factory=dict)
+    outbox: dict[str, int] = field(default_factory=dict)
+    runnable: int = 0
+    approvals_pending: int = 0
+    tokens: int = 0
+    dollars: float = 0.0
+    # skill -> (cumulative counts per bucket, count, sum of seconds)
+    step_seconds: dict[str, tuple[list[int], int, float]] = field(default_factory=dict)
+
+
+def _step_seconds(sqlite: bool) -> Any:
+    if sqlite:
+        return (func.julianday(STEP.c.finished_at) - func.julianday(STEP.c.started_at)) * 86400.0
+    return func.extract("epoch", STEP.c.finished_at - STEP.c.started_at)
+
+
+def read_snapshot(tx: Tx, sqlite: bool, now: datetime) -> Snapshot:
+    """Every database figure of a scrape, in one transaction."""
+    c = tx.conn
+    snap = Snapshot()
+    snap.tasks = {str(s): int(n) for s, n in c.execute(select(TASK.c.state, func.count()).group_by(TASK.c.state))}
+    snap.runnable = int(c.execute(select(func.count()).select_from(TASK).where(
+        TASK.c.state.in_([s.value for s in CLAIMABLE]),
+        or_(TASK.c.run_after.is_(None), TASK.c.run_after <= now),
+        or_(TASK.c.lease_holder.is_(None), TASK.c.lease_expires_at < now),
+    )).scalar_one())  # fmt: skip
+    snap.approvals_pending = int(c.execute(
+        select(func.count()).select_from(APPROVAL).where(APPROVAL.c.state == "pending")
+    ).scalar_one())  # fmt: skip
+    tokens, dollars = c.execute(select(func.sum(TASK.c.tokens), func.sum(TASK.c.cost))).one()
+    snap.tokens, snap.dollars = int(tokens or 0), float(dollars or 0.0)
+    snap.step_seconds = _histogram(tx, sqlite)
+    return snap
+
+
+def _histogram(tx: Tx, sqlite: bool) -> dict[str, tuple[list[int], int, float]]:
+    seconds = _step_seconds(sqlite)
+    timed = and_(STEP.c.started_at.is_not(None), STEP.c.finished_at.is_not(None))
+    cols = [func.sum(case((seconds <= b, 1), else_=0)) for b in BUCKETS]
+    rows = tx.conn.execute(
+        select(STEP.c.skill, func.count(), func.sum(seconds), *cols).where(timed).group_by(STEP.c.skill)
+    )
+    return {str(r[0]): ([int(v or 0) for v in r[3:]], int(r[1]), float(r[2] or 0.0)) for r in rows}
+
+
+class DatabaseCollector:
+    def __init__(self) -> None:
+        self.snapshot = Snapshot()
+
+    def collect(self) -> Any:
+        s = self.snapshot
+        for name, help_text, values in (("tasks", "Tasks by state", s.tasks),
+                                        ("outbox", "Outbox rows by state", s.outbox)):  # fmt: skip
+            g = GaugeMetricFamily(f"cowork_{name}", help_text, labels=["state"])
+            for state, n in sorted(values.items()):
+                g.add_metric([state], n)
+            yield g
+        yield GaugeMetricFamily("cowork_queue_depth", "Tasks a worker could claim now", value=s.runnable)
+        yield GaugeMetricFamily("cowork_approvals_waiting", "Approval requests waiting for a person",
+                                value=s.approvals_pending)  # fmt: skip
+        yield CounterMetricFamily("cowork_tokens", "LLM tokens spent by all tasks", value=s.tokens)
+        yield CounterMetricFamily("cowork_cost_dollars", "Dollars spent by all tasks", value=s.dollars)
+        h = HistogramMetricFamily("cowork_step_seconds", "Effectful step latency, intent to outcome",
+                                  labels=["skill"])  # fmt: skip
+        for skill, (cumulative, count, total) in sorted(s.step_seconds.items()):
+            buckets = [(str(b), n) for b, n in zip(BUCKETS, cumulative, strict=True)]
+            h.add_metric([skill], [*buckets, ("+Inf", count)], total)
+        yield h
+
+
+class PrunedCollector:
+    """Rows this process's background prune removed, by table."""
+
+    def __init__(self, removed: Mapping[str, int]) -> None:
+        self.removed = removed
+
+    def collect(self) -> Any:
+        c = CounterMetricFamily("cowork_pruned_rows", "Rows pruned past their retention by this process",
+                                labels=["table"])  # fmt: skip
+        for table, n in sorted(self.removed.items()):
+            c.add_metric([table], n)
+        yield c
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.db = DatabaseCollector()
+        self.registry.register(self.db)
+        self.deliveries = Counter("cowork_deliveries", "Outbox deliveries by platform and outcome",
+                                  ["platform", "outcome"], registry=self.registry)  # fmt: skip
+        self.throttled = Counter("cowork_rate_limited", "Deliveries told to wait (429, Retry-After, pacing)",
+                                 ["platform"], registry=self.registry)  # fmt: skip
+        self.delivery_role = Gauge("cowork_delivery_role", "1 while this process delivers to the rate-limited"
+                                   " platforms for every process", registry=self.registry)  # fmt: skip
+
+    def delivered(self, platform: str, outcome: str) -> None:
+        self.deliveries.labels(platform, outcome).inc()
+        if outcome == "throttled":
+            self.throttled.labels(platform).inc()
+
+    async def scrape(self, db: Database, outbox: dict[str, int], now: datetime) -> bytes:
+        snap = await db.run(lambda tx: read_snapshot(tx, db.sqlite, now))
+        snap.outbox = outbox
+        self.db.snapshot = snap
+        return generate_latest(self.registry)
+
+
+def mount_metrics(app: web.Application, runtime: Any) -> Metrics:
+    metrics = Metrics()
+    runtime.metrics = metrics
+    runtime.delivery.on_result = metrics.delivered
+    metrics.delivery_role.set_function(lambda: float(runtime.delivery.leading))
+    pruner = getattr(runtime, "pruner", None)
+    if pruner is not None:
+        metrics.registry.register(PrunedCollector(pruner.removed))
+
+    async def handler(request: web.Request) -> web.Response:
+        try:
+            body = await metrics.scrape(runtime.db, await runtime.outboxes.stats(), utcnow())
+        except Exception as e:  # the database is down: say so, the way /healthz?ready=1 does
+            return web.json_response({"status": "unavailable", "database": str(e)[:200]}, status=503)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app.router.add_get("/metrics", handler)
+    return metrics
