@@ -197,8 +197,8 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _worker(settings: Settings, *, burst: bool) -> None:
-    from bot.assembly.clients import attach_clients
     from bot.assembly.runtime import Runtime, prepare_database
+    from bot.wiring.clients import attach_clients
 
     prepare_database(settings.database_url)
     runtime = Runtime(settings)
