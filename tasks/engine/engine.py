@@ -30,6 +30,7 @@ from tasks.rules.plans import PLAN_GATE, PlanError, PlanLater, parse_plan
 from tasks.rules.policy import Policy
 from tasks.rules.retry import PLAN_PATIENCE, decide_plan_retry, waiting_note
 from tasks.rules.states import IllegalTransition, TaskState
+from tasks.skills.base import SkillRegistry
 from tasks.store.checkpoints import Checkpoints, planned_steps
 from tasks.store.models import Task
 from tasks.store.outbox import Outboxes
@@ -62,7 +63,7 @@ class Engine:
     def __init__(
         self,
         store: Store,
-        registry: Any,
+        registry: SkillRegistry,
         planner: Planner,
         *,
         policy: Policy | None = None,
@@ -75,9 +76,9 @@ class Engine:
         outboxes = Outboxes(store)
         self.outbox_exists = outboxes.exists
         self.delivery_of = outboxes.delivery
-        self.registry = registry
-        if PLAN_GATE not in registry:
-            registry.add(PlanGate())  # the policy may ask a person to approve whole plans
+        # The policy may ask a person to approve whole plans: the gate is a skill of this engine's
+        # registry, added to a copy when the one given lacks it (the given one is left as it is).
+        self.registry = registry if PLAN_GATE in registry else SkillRegistry([*registry, PlanGate()])
         self.planner = planner
         self.policy = policy or Policy()
         self.services = dict(services or {})
@@ -85,7 +86,9 @@ class Engine:
         self.name = self.config.name or worker_name()
         self.clock = clock
         self.step_slots = asyncio.Semaphore(self.config.max_steps)
-        self.steps = StepRunner(self)
+        self.steps = StepRunner(self.checkpoints, self.registry, outboxes, worker=self.name, clock=clock,
+                                slots=self.step_slots, services=self.services,
+                                lease_seconds=self.config.lease_seconds)  # fmt: skip
         self._running: dict[int, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self.turns = 0

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tasks.engine.faults import crash_point
 from tasks.rules import binding, egress
@@ -22,13 +22,12 @@ from tasks.rules.plans import PlanError, blocked_steps, ready_steps
 from tasks.rules.retry import RetryPolicy, decide_retry
 from tasks.rules.states import StepState
 from tasks.skills.arguments import args_error
-from tasks.skills.base import CannotTell, Effect, Skill, SkillError, StepContext, StepResult
+from tasks.skills.base import CannotTell, Effect, Skill, SkillError, SkillRegistry, StepContext, StepResult
+from tasks.store.checkpoints import Checkpoints
 from tasks.store.db import transient
 from tasks.store.models import Approval, Task
+from tasks.store.outbox import Outboxes
 from tasks.store.views import PlannedView, TaskView
-
-if TYPE_CHECKING:
-    from tasks.engine.engine import Engine
 
 log = logging.getLogger(__name__)
 S = StepState
@@ -107,29 +106,38 @@ class TurnState:
 
 
 class StepRunner:
-    def __init__(self, engine: Engine):
-        self.engine = engine
+    """Runs the steps of a worker's turns with the collaborators it is given: where
+    outcomes are written, the skills, the worker's name and clock, the process's
+    step slots, the services lent to skills, the outbox, and the lease length."""
 
-    @property
-    def cp(self) -> Any:
-        return self.engine.checkpoints
+    def __init__(self, checkpoints: Checkpoints, registry: SkillRegistry, outboxes: Outboxes, *, worker: str,
+                 clock: Callable[[], datetime], slots: asyncio.Semaphore, services: dict[str, Any],
+                 lease_seconds: float) -> None:  # fmt: skip
+        self.cp = checkpoints
+        self.registry = registry
+        self.outboxes = outboxes
+        self.worker = worker
+        self.clock = clock
+        self.slots = slots
+        self.services = services
+        self.lease_seconds = lease_seconds
 
     async def cancel_blocked(self, task: Task, turn: TurnState, now: datetime) -> None:
         blocked = turn.blocked()
         if blocked and task.id is not None:
-            await self.cp.set_steps(task.id, blocked, S.CANCELLED.value, self.engine.name, now,
+            await self.cp.set_steps(task.id, blocked, S.CANCELLED.value, self.worker, now,
                                     reason="a step it depends on failed")  # fmt: skip
             for k in blocked:
                 turn.states[k] = S.CANCELLED.value
 
     async def run(self, task: Task, view: TaskView | PlannedView, turn: TurnState, key: str, rules: Any) -> None:
-        async with self.engine.step_slots:
+        async with self.slots:
             await self._run(task, view, turn, key, rules)
 
     async def _run(self, task: Task, view: TaskView | PlannedView, turn: TurnState, key: str, rules: Any) -> None:
         assert task.id is not None
         step = view.step(key)
-        skill: Skill = self.engine.registry.get(step.skill)
+        skill: Skill = self.registry.get(step.skill)
         try:
             args = binding.resolve(skill.name, step.args or {}, task, turn.results)
         except PlanError as e:
@@ -151,10 +159,10 @@ class StepRunner:
         assert task.id is not None
         return StepContext(
             task_id=task.id, step_key=key, idempotency_key=idem, requester=task.requester,
-            conversation=dict(task.conversation or {}), now=self.engine.clock(),
+            conversation=dict(task.conversation or {}), now=self.clock(),
             attempt=turn.attempts[key] + (0 if _resumed(turn, key) else 1), platform=task.platform,
-            tenant=task.tenant, services=self.engine.services, lookup_outbox=self.engine.outbox_exists,
-            saved=turn.saved.get(key), delivery=self.engine.delivery_of, resumed=_resumed(turn, key),
+            tenant=task.tenant, services=self.services, lookup_outbox=self.outboxes.exists,
+            saved=turn.saved.get(key), delivery=self.outboxes.delivery, resumed=_resumed(turn, key),
         )  # fmt: skip
 
     async def _approved(self, task: Task, view: TaskView | PlannedView, turn: TurnState, key: str, skill: Skill,
@@ -164,7 +172,7 @@ class StepRunner:
         origin = egress.untrusted_origin(view.step(key).args or {}, planned_by_model=not task.playbook)
         why = egress.leaving(skill.reaches(args), origin, rules.fetch_allowlist)
         need, auto_rule = rules.needs_approval(skill.name, skill.effect.value, args, leaves=why is not None)
-        now = self.engine.clock()
+        now = self.clock()
         if auto_rule and key not in turn.intents and not _resumed(turn, key):
             await self.cp.note(task.id, "policy", "approval.auto", now, step=key, rule=auto_rule)
         if not need:
@@ -187,7 +195,7 @@ class StepRunner:
         summary = {**skill.describe(args), "step": key, "effect": skill.effect.value,
                    "requester": task.requester, **({"why": why} if why else {})}  # fmt: skip
         await self.cp.request_approval(
-            task.id, key, self.engine.name, skill=skill.name, args_hash=bound, summary=summary,
+            task.id, key, self.worker, skill=skill.name, args_hash=bound, summary=summary,
             approvers=rules.approvers_for(task.requester), required=rules.required,
             expires_at=now + timedelta(seconds=rules.expiry_seconds), on_reject=rules.on_reject, now=now,
             supersedes=stale,
@@ -209,7 +217,7 @@ class StepRunner:
             await self._fail(task, turn, key, str(e), retry=e.retryable, skill=skill, attempt=ctx.attempt - 1,
                              retry_after=e.retry_after)  # fmt: skip
             return True
-        await self.cp.note(task.id, self.engine.name, "step.reconciled", self.engine.clock(), step=key,
+        await self.cp.note(task.id, self.worker, "step.reconciled", self.clock(), step=key,
                            happened=result is not None)  # fmt: skip
         if result is None:
             return False
@@ -221,7 +229,7 @@ class StepRunner:
         assert task.id is not None
         attempt = ctx.attempt
         if skill.effect != Effect.READ and not _resumed(turn, key):  # a parked step's effect is recorded
-            await self.cp.record_intent(task.id, key, self.engine.name, attempt, self.engine.clock())
+            await self.cp.record_intent(task.id, key, self.worker, attempt, self.clock())
             turn.intents.add(key)
         try:
             async with asyncio.timeout(skill.timeout):  # unlike wait_for, no task of its own per step
@@ -245,9 +253,9 @@ class StepRunner:
     async def _outcome(self, task: Task, turn: TurnState, key: str, attempt: int, result: StepResult) -> None:
         """Success, or (`sleep_until`) the step parks with its outbox rows and kept state."""
         assert task.id is not None
-        if result.sleep_until is None or result.sleep_until <= self.engine.clock():
+        if result.sleep_until is None or result.sleep_until <= self.clock():
             return await self._succeed(task, turn, key, attempt, result)
-        await self.cp.park(task.id, key, self.engine.name, attempt, result, self.engine.clock())
+        await self.cp.park(task.id, key, self.worker, attempt, result, self.clock())
         turn.states[key], turn.wake[key] = S.SLEEPING.value, result.sleep_until
         turn.attempts[key] = attempt
         turn.intents.discard(key)
@@ -260,7 +268,7 @@ class StepRunner:
         last = turn.last_left(key)
         await self._known_outcome(
             task_id, key, attempt, (S.SUCCEEDED.value,),
-            lambda: self.cp.checkpoint(task_id, key, self.engine.name, attempt, result, self.engine.clock(),
+            lambda: self.cp.checkpoint(task_id, key, self.worker, attempt, result, self.clock(),
                                        last=last, owner=task),
         )  # fmt: skip
         turn.concluded = last
@@ -275,14 +283,14 @@ class StepRunner:
                     skill: Skill | None = None, attempt: int | None = None,
                     retry_after: float | None = None) -> None:  # fmt: skip
         assert task.id is not None
-        now = self.engine.clock()
+        now = self.clock()
         n = attempt if attempt is not None else turn.attempts[key] + 1
         policy = RetryPolicy(max_attempts=skill.max_attempts if skill else 1)
         decision = decide_retry(n, policy, retryable=retry, now=now, retry_after=retry_after)
         task_id = task.id
         await self._known_outcome(
             task_id, key, n, (S.PENDING.value, S.FAILED.value),
-            lambda: self.cp.step_failed(task_id, key, self.engine.name, n, error, now, retry_at=decision.at),
+            lambda: self.cp.step_failed(task_id, key, self.worker, n, error, now, retry_at=decision.at),
         )  # fmt: skip
         turn.attempts[key] = n
         turn.errors[key] = error
@@ -299,7 +307,7 @@ class StepRunner:
         next worker. Tried again for up to a lease's length; a write whose commit
         went through but whose answer was lost is found and not written twice."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.engine.config.lease_seconds
+        deadline = loop.time() + self.lease_seconds
         delay = 0.25
         while True:
             try:
