@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from adapters.chat import ChatAdapter
 from bot.application.conversation import Conversation
@@ -21,12 +21,17 @@ from bot.ops.prune import background, retention
 from tasks.engine.controls import Controls
 from tasks.engine.engine import Engine, EngineConfig
 from tasks.engine.scheduler import make_scheduler
+from tasks.planning.llm_planner import LLMPlanner
+from tasks.planning.plan_gate import PlanGate
 from tasks.planning.planner import Planner, PlanSource
-from tasks.planning.playbooks import Playbook, load_playbooks, shipped_folder
+from tasks.planning.playbooks import Playbook, library_playbooks, load_playbooks, shipped_folder
 from tasks.rules.clock import utcnow
+from tasks.rules.plans import PLAN_GATE
 from tasks.rules.policy import Policy, load_policy
 from tasks.skills.base import SkillRegistry
+from tasks.skills.catalog import all_skills
 from tasks.skills.core import core_skills
+from tasks.skills.llm_client import make_llm
 from tasks.store import schema
 from tasks.store.db import Database, is_sqlite
 from tasks.store.outbox import Outboxes
@@ -56,12 +61,14 @@ def _safe(url: str) -> str:
 
 
 def build_registry(settings: Settings, policy: Policy, llm: Any = None) -> SkillRegistry:
+    """Core, built-in and MCP skills, installed plugins, and the plan gate (the policy may
+    ask a person to approve a whole plan)."""
     registry = SkillRegistry(core_skills())
-    extra = _optional("tasks.skills.catalog", "all_skills")
-    if extra is not None:
-        for skill in extra(policy=policy, settings=settings, llm=llm):
-            registry.add(skill)
+    for skill in all_skills(policy=policy, settings=settings, llm=llm):
+        registry.add(skill)
     registry.load_plugins()
+    if PLAN_GATE not in registry:
+        registry.add(PlanGate())
     return registry
 
 
@@ -69,28 +76,14 @@ def build_llm_client(settings: Settings, policy: Policy) -> Any:
     """One LLM client for the planner and the llm.* skills, or None when no LLM
     is configured; a call that takes longer than COWORK_LLM_TIMEOUT fails and
     is retried (a hung LLM server must not hold a task forever)."""
-    make = _optional("tasks.skills.llm_client", "make_llm")
-    if make is None:
-        return None
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-    return make(key or None, settings.openai_base_url, settings.cowork_model, policy, timeout=settings.llm_timeout)
+    return make_llm(key or None, settings.openai_base_url, settings.cowork_model, policy, timeout=settings.llm_timeout)
 
 
 def build_llm(settings: Settings, registry: SkillRegistry, client: Any) -> Planner | None:
     if not settings.llm_enabled or client is None:
         return None
-    planner = _optional("tasks.planning.llm_planner", "LLMPlanner")
-    return None if planner is None else cast(Planner, planner(client, registry))
-
-
-def _optional(module: str, name: str) -> Any:
-    """Parts that land with their own issue are wired when present."""
-    import importlib
-
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return None
+    return LLMPlanner(client, registry)
 
 
 class Runtime:
@@ -146,10 +139,7 @@ class Runtime:
         if self.settings.cowork_playbooks:
             folders.append(self.settings.cowork_playbooks)
         books = load_playbooks(folders, self.registry.names())
-        library = _optional("tasks.planning.playbooks", "library_playbooks")
-        if library is not None:
-            books = {**library(self.registry.names()), **books}
-        return books
+        return {**library_playbooks(self.registry.names()), **books}
 
     def wake(self) -> None:
         self.engine.wake()

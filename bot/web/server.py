@@ -7,7 +7,6 @@ endpoint is mounted by its wiring module when that platform is configured.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import Any
 
@@ -15,6 +14,7 @@ from aiohttp import web
 from sqlalchemy import text
 
 from bot.assembly.runtime import Runtime
+from bot.web.metrics import mount_metrics
 from bot.web.observability import observe
 
 log = logging.getLogger(__name__)
@@ -46,26 +46,24 @@ async def errors(request: web.Request, handler: Any) -> web.StreamResponse:
         return web.json_response({"error": "internal error"}, status=500)
 
 
-def _mount(app: web.Application, runtime: Runtime, module: str, func: str) -> Any:
-    try:
-        mount = getattr(importlib.import_module(module), func)
-    except (ImportError, AttributeError) as e:
-        log.debug("%s not available: %s", module, e)
-        return None
-    return mount(app, runtime)
-
-
 def make_app(runtime: Runtime, *, console: bool | None = None) -> web.Application:
     app = web.Application(middlewares=[errors], client_max_size=MAX_BODY)
     app[RUNTIME] = runtime
     observe(app)
     app.router.add_get("/healthz", healthz)
-    _mount(app, runtime, "bot.web.metrics", "mount_metrics")
+    mount_metrics(app, runtime)
     settings = runtime.settings
+    # A platform's wiring (and its SDK) is imported only when that platform is configured.
     if settings.slack_enabled:
-        _mount(app, runtime, "bot.wiring.slack", "mount_slack")
+        from bot.wiring.slack import mount_slack
+
+        mount_slack(app, runtime)
     if settings.teams_enabled:
-        _mount(app, runtime, "bot.wiring.teams", "mount_teams")
+        from bot.wiring.teams import mount_teams
+
+        mount_teams(app, runtime)
     if settings.console_enabled if console is None else console:
-        _mount(app, runtime, "bot.wiring.console", "mount_console")
+        from bot.wiring.console import mount_console
+
+        mount_console(app, runtime)
     return app
