@@ -129,6 +129,13 @@ def h(db: Database, clock: Clock) -> Harness:
     return h
 
 
+async def test_the_engine_leaves_the_registry_it_is_given_as_it_is(h: Harness) -> None:
+    """The plan gate is a skill of the engine's own registry; the registry it was given is not changed."""
+    assert "plan.approve" not in h.registry
+    assert "plan.approve" in h.engine.registry
+    assert h.engine.registry.names() == sorted([*h.registry.names(), "plan.approve"])
+
+
 async def test_intake_is_idempotent(h: Harness) -> None:
     a = await h.submit([{"key": "a", "skill": "wait"}], key="same")
     b = await h.submit([{"key": "a", "skill": "wait"}], key="same")
