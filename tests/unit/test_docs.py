@@ -27,6 +27,16 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert "bash .ci/run" in readme
 
 
+def test_ci_checks_types_and_lint_before_the_tests() -> None:
+    lines = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if not line.startswith("#")]
+    script = "\n".join(lines)
+    checks = [".venv/bin/mypy", ".venv/bin/ruff check .", ".venv/bin/ruff format --check ."]
+    assert all(check in script for check in checks)
+    assert max(script.index(check) for check in checks) < script.index(".venv/bin/pytest")
+    config = (ROOT / "pyproject.toml").read_text()
+    assert "[tool.mypy]" in config and "strict = true" in config
+
+
 def test_readme_is_built_from_its_parts_and_the_settings() -> None:
     import importlib.util
 
