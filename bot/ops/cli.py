@@ -341,8 +341,11 @@ def cmd_teams_package(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
-    from benchmarks.engine import run_bench
-
+    try:
+        from benchmarks.engine import run_bench
+    except ImportError:  # an installed Cowork: the benchmarks live in a clone of the repository
+        print("cowork bench runs the engine benchmark of a clone: python -m benchmarks.engine", file=sys.stderr)
+        return 2
     print(json.dumps(run_bench(tasks=args.tasks, postgres=args.postgres, workers=args.workers), indent=2))
     return 0
 

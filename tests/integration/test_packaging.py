@@ -45,9 +45,8 @@ def test_no_file_of_the_project_points_outside_it() -> None:
     assert offenders == []
 
 
-def test_a_build_of_the_package_makes_the_teams_package(tmp_path: Path) -> None:
-    """What `pip install .` would copy (setuptools' build_py from pyproject.toml, in a copy of the
-    project), run alone: `cowork teams-package` must find its manifest and icons there."""
+def _build(tmp_path: Path) -> Path:
+    """What `pip install .` would copy (setuptools' build_py from pyproject.toml, in a copy of the project)."""
     src, lib = tmp_path / "src", tmp_path / "lib"
     for name in _project_files():
         (src / name).parent.mkdir(parents=True, exist_ok=True)
@@ -55,6 +54,13 @@ def test_a_build_of_the_package_makes_the_teams_package(tmp_path: Path) -> None:
     build = [sys.executable, "-c", "import setuptools; setuptools.setup()", "-q", "build_py", "--build-lib", str(lib)]
     subprocess.run(build, cwd=src, capture_output=True, text=True, check=True, timeout=120)
     shutil.rmtree(src)
+    return lib
+
+
+def test_a_build_of_the_package_makes_the_teams_package(tmp_path: Path) -> None:
+    """What `pip install .` would copy (setuptools' build_py from pyproject.toml, in a copy of the
+    project), run alone: `cowork teams-package` must find its manifest and icons there."""
+    lib = _build(tmp_path)
     env = base_env(PYTHONPATH=str(lib), MicrosoftAppId=APP_ID, COWORK_LOG_JSON="0")
     where = subprocess.run([sys.executable, "-c", "import bot.ops.teams_package as t; print(t.__file__)"], env=env,
                            cwd=tmp_path, capture_output=True, text=True, check=True)  # fmt: skip
@@ -66,3 +72,14 @@ def test_a_build_of_the_package_makes_the_teams_package(tmp_path: Path) -> None:
     with zipfile.ZipFile(out) as package:
         assert sorted(package.namelist()) == ["color.png", "manifest.json", "outline.png"]
         assert json.loads(package.read("manifest.json"))["bots"][0]["botId"] == APP_ID
+
+
+def test_the_benchmarks_are_not_shipped_and_cowork_bench_says_where_they_are(tmp_path: Path) -> None:
+    lib = _build(tmp_path)
+    assert (lib / "bot" / "ops" / "cli.py").is_file() and (lib / "tasks" / "engine" / "engine.py").is_file()
+    assert not (lib / "benchmarks").exists()
+    env = base_env(PYTHONPATH=str(lib), COWORK_LOG_JSON="0")
+    run = subprocess.run([sys.executable, "-m", "bot.ops.cli", "bench", "--tasks", "1"], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert run.returncode == 2
+    assert "python -m benchmarks.engine" in run.stderr
