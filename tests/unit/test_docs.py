@@ -61,3 +61,28 @@ def test_the_teams_authority_settings_are_documented() -> None:
     for name in ("COWORK_TEAMS_OPENID_METADATA", "COWORK_TEAMS_TOKEN_ISSUER", "COWORK_TEAMS_LOGIN_URL",
                  "COWORK_TEAMS_OAUTH_SCOPE"):  # fmt: skip
         assert f"| `{name}` |" in readme
+
+
+def test_architecture_names_the_rooms_and_the_functions_of_one_tasks_path() -> None:
+    """ARCHITECTURE.md opens with the rooms and the path of one task as at most eight functions
+    that exist where it says (issue 11)."""
+    import importlib
+    import re
+
+    text = (ROOT / "ARCHITECTURE.md").read_text()
+    rooms = text[text.index("## The rooms") : text.index("## The path of one task, in eight functions")]
+    tasks = ("tasks/rules/", "tasks/store/", "tasks/skills/", "tasks/planning/", "tasks/engine/")
+    bot = ("bot/application/", "bot/assembly/", "bot/wiring/", "bot/web/", "bot/ops/")
+    for room in ("adapters/", *tasks, *bot, "benchmarks/"):
+        assert f"| `{room}` |" in rooms
+        assert (ROOT / room).is_dir()
+    path = text[
+        text.index("## The path of one task, in eight functions") : text.index("## The path of one task, in detail")
+    ]
+    named = re.findall(r"^\d\. `([\w/]+)\.py` `([\w.]+)`", path, re.MULTILINE)
+    assert 5 <= len(named) <= 8
+    for module, qualified in named:
+        found: object = importlib.import_module(module.replace("/", "."))
+        for part in qualified.split("."):
+            found = getattr(found, part)
+        assert callable(found), qualified
