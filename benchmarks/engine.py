@@ -6,7 +6,9 @@ checkpoint is committed before the next step starts."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -159,6 +161,20 @@ def run_bench(*, tasks: int = 2000, postgres: str | None = None, workers: list[i
     return out
 
 
+def main(argv: list[str]) -> int:
+    """`python -m benchmarks.engine [--tasks N] [--postgres URL] [--workers N ...]`: prints JSON
+    (the same as `cowork bench`)."""
+    p = argparse.ArgumentParser(prog="python -m benchmarks.engine", description=(__doc__ or "").split("\n\n")[0])
+    p.add_argument("--tasks", type=int, default=2000, help="no-op 3-step tasks per run")
+    p.add_argument("--postgres", help="also measure on this PostgreSQL URL (a scratch database)")
+    p.add_argument("--workers", type=int, nargs="*", default=[1, 2], help="worker processes on PostgreSQL")
+    args = p.parse_args(argv)
+    print(json.dumps(run_bench(tasks=args.tasks, postgres=args.postgres, workers=args.workers), indent=2))
+    return 0
+
+
 if __name__ == "__main__":
     if len(sys.argv) >= 4 and sys.argv[1] == "worker":
         asyncio.run(_worker_main(sys.argv[2], sys.argv[3]))
+    else:
+        sys.exit(main(sys.argv[1:]))
