@@ -37,7 +37,7 @@ from tasks.controls import Controls
 from tasks.core_skills import core_skills
 from tasks.db import Database
 from tasks.engine import Engine, EngineConfig
-from tasks.models import TABLES
+from tasks.models import TABLES, table_of
 from tasks.outbox import Outboxes
 from tasks.planner import PlanSource
 from tasks.playbooks import load_playbooks, shipped_folder
@@ -125,13 +125,13 @@ class Steady:
 def _rows(tx: Tx) -> dict[str, int]:
     out = {}
     for model in TABLES:
-        table = model.__table__  # type: ignore[attr-defined]
+        table = table_of(model)
         out[table.name] = int(tx.conn.execute(select(func.count()).select_from(table)).scalar_one())
     return out
 
 
 def _pg_bytes(tx: Tx) -> int:
-    names = [m.__table__.name for m in TABLES]  # type: ignore[attr-defined]
+    names = [table_of(m).name for m in TABLES]
     total = 0
     for name in names:
         total += int(tx.conn.execute(text("SELECT pg_total_relation_size(CAST(:t AS regclass))"), {"t": name})
@@ -151,7 +151,7 @@ def _vacuum(url: str) -> None:
     wall-clock time (every minute at most), which a moved clock outruns."""
     import psycopg
 
-    names = ", ".join(m.__table__.name for m in TABLES)  # type: ignore[attr-defined]
+    names = ", ".join(table_of(m).name for m in TABLES)
     with psycopg.connect(url.replace("postgresql+psycopg", "postgresql"), autocommit=True) as conn:
         conn.execute(f"VACUUM (ANALYZE) {names}")
 

@@ -26,13 +26,10 @@ from sqlalchemy import and_, case, func, or_, select
 
 from tasks.clock import utcnow
 from tasks.db import Database
-from tasks.models import Approval, Step, Task
+from tasks.models import APPROVAL, STEP, TASK
 from tasks.states import CLAIMABLE
 from tasks.tx import Tx
 
-TASK = Task.__table__  # type: ignore[attr-defined]
-STEP = Step.__table__  # type: ignore[attr-defined]
-APPROVAL = Approval.__table__  # type: ignore[attr-defined]
 BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 

@@ -12,23 +12,15 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from tasks.models import Spend, Task
+from tasks.models import APPROVAL, EVENT, OUTBOX, SPEND, STEP, TASK, Task
 from tasks.rows import card_update, event_row, outbox_row
 from tasks.skills import StepResult
+from tasks.statements import update_step
 from tasks.states import StepState, TaskState
-from tasks.store import (
-    APPROVAL,
-    EVENT,
-    OUTBOX,
-    STEP,
-    TASK,
-    Store,
-    update_step,
-)
+from tasks.store import Store
 from tasks.tx import Tx
 from tasks.views import PlannedStep
 
-SPEND = Spend.__table__  # type: ignore[attr-defined]
 _LIVE = [TaskState.RUNNING.value]
 _RELEASE: dict[str, Any] = {"lease_holder": None, "lease_expires_at": None}
 

@@ -14,23 +14,13 @@ from tasks import approvals as approval_rules
 from tasks import binding
 from tasks.approvals import Approver
 from tasks.clock import next_fire, utcnow
-from tasks.models import Schedule
+from tasks.models import APPROVAL, EVENT, OUTBOX, SCHEDULE, STEP, TASK
 from tasks.policy import Policy
 from tasks.rows import event_row, outbox_row
 from tasks.states import StepState, TaskState
-from tasks.store import (
-    APPROVAL,
-    EVENT,
-    OUTBOX,
-    STEP,
-    TASK,
-    NewTask,
-    NotFound,
-    Store,
-)
+from tasks.store import NewTask, NotFound, Store
 from tasks.tx import Tx
 
-SCHEDULE = Schedule.__table__  # type: ignore[attr-defined]
 _OPEN_STEPS = [StepState.PENDING.value, StepState.WAITING.value, StepState.SLEEPING.value,
                StepState.RUNNING.value]  # fmt: skip
 
@@ -102,7 +92,7 @@ class Controls:
         t = now or utcnow()
 
         def q(tx: Tx) -> str:
-            task = self.store._get_task(tx, task_id)
+            task = self.store.task_in(tx, task_id)
             if task is None:
                 raise NotFound(f"no task {task_id}")
             target = TaskState.QUEUED if task.plan is None else TaskState.RUNNING
@@ -122,7 +112,7 @@ class Controls:
         t = now or utcnow()
 
         def q(tx: Tx) -> None:
-            task = self.store._get_task(tx, task_id)
+            task = self.store.task_in(tx, task_id)
             if task is None:
                 raise NotFound(f"no task {task_id}")
             target = TaskState.RUNNING if task.plan is not None else TaskState.QUEUED
@@ -313,7 +303,7 @@ class Controls:
             requester=s.requester, conversation=s.conversation, text=s.text, playbook=s.playbook,
             params=s.params,
         )  # fmt: skip
-        task_id, created = self.store._create(tx, new, now)
+        task_id, created = self.store.create_in(tx, new, now)
         following = next_fire(s.cron, s.timezone, max(fire_at, now - timedelta(seconds=1)))
         tx.conn.execute(
             update(SCHEDULE).where(SCHEDULE.c.id == s.id, SCHEDULE.c.next_fire_at == fire_at)

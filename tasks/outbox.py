@@ -20,13 +20,11 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from tasks.models import Card, Outbox
+from tasks.models import CARD, OUTBOX, STEP, TASK, Outbox, from_row
 from tasks.skills import Delivered
 from tasks.states import StepState, TaskState
-from tasks.store import OUTBOX, STEP, TASK, Store, _row
+from tasks.store import Store
 from tasks.tx import Tx
-
-CARD = Card.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -97,9 +95,9 @@ class Outboxes:
         } if keys else {}  # fmt: skip
         out = []
         for r in chosen:
-            row = _row(Outbox, r)
+            row = from_row(Outbox, r)
             row.attempts += 1
-            row.payload = payloads.get(row.id, row.payload)
+            row.payload = payloads.get(r.id, row.payload)
             out.append(Claimed(row, cards.get(r.card_key) if r.card_key else None))
         return out
 
@@ -198,7 +196,7 @@ class Outboxes:
             stmt = select(OUTBOX).order_by(OUTBOX.c.id)
             if task_id is not None:
                 stmt = stmt.where(and_(OUTBOX.c.task_id == task_id))
-            return [_row(Outbox, r) for r in tx.conn.execute(stmt)]
+            return [from_row(Outbox, r) for r in tx.conn.execute(stmt)]
 
         return await self.db.run(q)
 

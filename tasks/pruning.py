@@ -23,15 +23,10 @@ from typing import Any
 from sqlalchemy import String, cast, delete, false, func, literal, or_, select, union
 
 from tasks.db import Database
-from tasks.models import Card, ChatMessage, Event, Outbox, loaded
+from tasks.models import APPROVAL, CARD, EVENT, MESSAGE, OUTBOX, STEP, TASK, Event, loaded
 from tasks.retention import FINISHED, OUTBOX_DONE, OUTBOX_LIVE, TABLES, Cutoffs, Retention, cutoffs, fit_batch
-from tasks.statements import APPROVAL, STEP, TASK
 from tasks.tx import Tx
 
-EVENT = Event.__table__  # type: ignore[attr-defined]
-OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
-CARD = Card.__table__  # type: ignore[attr-defined]
-MESSAGE = ChatMessage.__table__  # type: ignore[attr-defined]
 CHILDREN = (("step", STEP), ("approval", APPROVAL), ("event", EVENT), ("outbox", OUTBOX))
 Export = Callable[[Sequence[Event]], None]
 

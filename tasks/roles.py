@@ -16,10 +16,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from tasks.db import Database
-from tasks.models import RoleLease
+from tasks.models import LEASE
 from tasks.tx import Tx
-
-LEASE = RoleLease.__table__  # type: ignore[attr-defined]
 
 
 class Roles:

@@ -6,10 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from tasks.models import Outbox
+from tasks.models import OUTBOX
 from tasks.tx import Tx
-
-OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
 
 
 def card_key(task_id: int) -> str:

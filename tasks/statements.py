@@ -13,13 +13,9 @@ from typing import Any
 
 from sqlalchemy import bindparam, or_, select, update
 
-from tasks.models import Approval, Step, Task
+from tasks.models import APPROVAL, STEP, TASK
 from tasks.states import CLAIMABLE
 from tasks.tx import Tx
-
-TASK = Task.__table__  # type: ignore[attr-defined]
-STEP = Step.__table__  # type: ignore[attr-defined]
-APPROVAL = Approval.__table__  # type: ignore[attr-defined]
 
 _STATEMENTS: dict[tuple[Any, ...], Any] = {}
 
@@ -91,14 +87,14 @@ def task_params(task_id: int, fence: str | None, values: dict[str, Any], add: di
     return params
 
 
-_BY_ID = {
+BY_ID = {
     "task": select(TASK).where(TASK.c.id == bindparam("p_id")),
     "steps": select(STEP).where(STEP.c.task_id == bindparam("p_id")).order_by(STEP.c.position),
     "approvals": select(APPROVAL).where(APPROVAL.c.task_id == bindparam("p_id")).order_by(APPROVAL.c.id),
 }
 
 
-_CLAIMABLE = (
+CLAIMABLE_TASKS = (
     select(TASK)
     .where(
         one_of(TASK.c.state, [s.value for s in CLAIMABLE], "p_state"),

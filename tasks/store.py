@@ -19,19 +19,18 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from tasks.clock import utcnow
 from tasks.db import Database
-from tasks.models import Approval, Event, Outbox, Step, Task, loaded
+from tasks.models import APPROVAL as APPROVAL
+from tasks.models import EVENT as EVENT
+from tasks.models import OUTBOX as OUTBOX
+from tasks.models import STEP as STEP
+from tasks.models import TASK as TASK
+from tasks.models import Approval, Event, Step, Task, from_row
 from tasks.rows import card_update, event_row, outbox_row
-from tasks.statements import _BY_ID, _CLAIMABLE, task_params, task_update
-from tasks.statements import APPROVAL as APPROVAL
-from tasks.statements import STEP as STEP
-from tasks.statements import TASK as TASK
+from tasks.statements import BY_ID, CLAIMABLE_TASKS, task_params, task_update
 from tasks.statements import update_step as update_step
 from tasks.states import CLAIMABLE, IllegalTransition, TaskState, can_transition, check_transition, sources_for
 from tasks.tx import Tx
 from tasks.views import TaskView
-
-EVENT = Event.__table__  # type: ignore[attr-defined]
-OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
 
 
 class LeaseLost(Exception):
@@ -54,10 +53,6 @@ class NewTask:
     playbook: str | None = None
     params: dict[str, Any] | None = None
     budget: dict[str, Any] | None = None
-
-
-def _row(model: type[Any], row: Any) -> Any:
-    return loaded(model, row._asdict())
 
 
 _INTAKE: dict[tuple[bool, tuple[str, ...]], Any] = {}
@@ -85,9 +80,9 @@ class Store:
 
     async def create_task(self, new: NewTask, now: datetime | None = None) -> tuple[int, bool]:
         """Insert a task once per (platform, tenant, dedupe key): (id, created?)."""
-        return await self.db.run(lambda tx: self._create(tx, new, now or utcnow()))
+        return await self.db.run(lambda tx: self.create_in(tx, new, now or utcnow()))
 
-    def _create(self, tx: Tx, new: NewTask, now: datetime) -> tuple[int, bool]:
+    def create_in(self, tx: Tx, new: NewTask, now: datetime) -> tuple[int, bool]:
         values = {
             "platform": new.platform, "tenant": new.tenant, "dedupe_key": new.dedupe_key,
             "requester": new.requester, "requester_name": new.requester_name,
@@ -112,12 +107,12 @@ class Store:
     # -- reads ------------------------------------------------------------
 
     async def get_task(self, task_id: int) -> Task | None:
-        return await self.db.run(lambda tx: self._get_task(tx, task_id), task_id)
+        return await self.db.run(lambda tx: self.task_in(tx, task_id), task_id)
 
     @staticmethod
-    def _get_task(tx: Tx, task_id: int) -> Task | None:
-        rows = tx.rows(_BY_ID["task"], {"p_id": task_id})
-        return _row(Task, rows[0]) if rows else None
+    def task_in(tx: Tx, task_id: int) -> Task | None:
+        rows = tx.rows(BY_ID["task"], {"p_id": task_id})
+        return from_row(Task, rows[0]) if rows else None
 
     async def view(self, task_id: int) -> TaskView:
         return await self.db.run(lambda tx: self._view(tx, task_id), task_id)
@@ -126,12 +121,12 @@ class Store:
         return self.db.run_sync(lambda tx: self._view(tx, task_id))
 
     def _view(self, tx: Tx, task_id: int) -> TaskView:
-        task = self._get_task(tx, task_id)
+        task = self.task_in(tx, task_id)
         if task is None:
             raise NotFound(f"no task {task_id}")
-        steps = tx.rows(_BY_ID["steps"], {"p_id": task_id})
-        approvals = tx.rows(_BY_ID["approvals"], {"p_id": task_id})
-        return TaskView(task, [_row(Step, r) for r in steps], [_row(Approval, r) for r in approvals])
+        steps = tx.rows(BY_ID["steps"], {"p_id": task_id})
+        approvals = tx.rows(BY_ID["approvals"], {"p_id": task_id})
+        return TaskView(task, [from_row(Step, r) for r in steps], [from_row(Approval, r) for r in approvals])
 
     async def list_tasks(
         self,
@@ -152,7 +147,7 @@ class Store:
                 stmt = stmt.where(TASK.c.platform == platform)
             if tenant is not None:
                 stmt = stmt.where(TASK.c.tenant == tenant)
-            return [_row(Task, r) for r in tx.conn.execute(stmt)]
+            return [from_row(Task, r) for r in tx.conn.execute(stmt)]
 
         return await self.db.run(q)
 
@@ -161,7 +156,7 @@ class Store:
             stmt = select(EVENT).where(EVENT.c.id > after_id).order_by(EVENT.c.id).limit(limit)
             if task_id is not None:
                 stmt = stmt.where(EVENT.c.task_id == task_id)
-            return [_row(Event, r) for r in tx.conn.execute(stmt)]
+            return [from_row(Event, r) for r in tx.conn.execute(stmt)]
 
         return await self.db.run(q)
 
@@ -186,7 +181,7 @@ class Store:
         return await self.db.run(lambda tx: self._claim(tx, worker, limit, lease_seconds, t))
 
     def _claim(self, tx: Tx, worker: str, limit: int, lease_seconds: float, now: datetime) -> list[Task]:
-        rows = tx.rows(_CLAIMABLE, {"p_now": now, "p_limit": limit})
+        rows = tx.rows(CLAIMABLE_TASKS, {"p_now": now, "p_limit": limit})
         if not rows:
             return []
         ids = [r.id for r in rows]
@@ -196,7 +191,7 @@ class Store:
         for r in rows:
             if r.lease_holder is not None:
                 tx.insert_later(EVENT, event_row(r.id, worker, "lease.taken_over", now, previous=r.lease_holder))
-            task = _row(Task, r)
+            task = from_row(Task, r)
             task.lease_holder, task.lease_expires_at = worker, until
             tasks.append(task)
         return tasks
@@ -358,6 +353,6 @@ class Store:
     async def get_approval(self, approval_id: int) -> Approval | None:
         def q(tx: Tx) -> Approval | None:
             row = tx.conn.execute(select(APPROVAL).where(APPROVAL.c.id == approval_id)).first()
-            return _row(Approval, row) if row else None
+            return from_row(Approval, row) if row else None
 
         return await self.db.run(q)

@@ -10,10 +10,8 @@ from typing import Any
 from sqlalchemy import and_, insert, or_, select, update
 
 from tasks.db import Database
-from tasks.models import ChatMessage
+from tasks.models import MESSAGE, ChatMessage
 from tasks.tx import Tx
-
-MESSAGE = ChatMessage.__table__  # type: ignore[attr-defined]
 
 
 def _message(row: Any) -> ChatMessage:
