@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from tasks.models import APPROVAL, EVENT, OUTBOX, SPEND, STEP, TASK, Task
-from tasks.rows import card_update, event_row, outbox_row
+from tasks.rows import approval_card_update, card_update, event_row, outbox_row, summary_update
 from tasks.skills import StepResult
 from tasks.statements import update_step
 from tasks.states import StepState, TaskState
@@ -38,15 +38,6 @@ _NEXT_WAKE = select(func.min(STEP.c.wake_at)).where(
     STEP.c.task_id == bindparam("p_task"), STEP.c.state == StepState.SLEEPING.value
 )
 _PLAN_TRIES = select(func.count()).where(EVENT.c.task_id == bindparam("p_task"), EVENT.c.kind == "plan.retry")
-
-
-def _summary(tx: Tx, task_id: int, row: Any, now: datetime) -> None:
-    """The completion summary of a task that ended, for its thread."""
-    if row.conversation:
-        tx.insert_later(OUTBOX, outbox_row(
-            task_id=task_id, platform=row.platform, kind="summary",
-            conversation=row.conversation, now=now, payload={"task_id": task_id},
-        ))  # fmt: skip
 
 
 def step_rows(task_id: int, plan: dict[str, Any]) -> list[dict[str, Any]]:
@@ -181,7 +172,7 @@ class Checkpoints:
             if result.cost or result.tokens:
                 self._spend(tx, row.platform, row.requester, now, result.cost, result.tokens)
             if last:
-                _summary(tx, task_id, row, now)
+                summary_update(tx, task_id, row.platform, row.conversation, now)
             else:
                 card_update(tx, task_id, row.platform, row.conversation, now)
 
@@ -299,12 +290,7 @@ class Checkpoints:
             )  # fmt: skip
             tx.insert_later(EVENT, event_row(task_id, worker, "approval.requested", now, step=key,
                                              approval=approval_id, approvers=approvers))  # fmt: skip
-            if row.conversation:
-                tx.insert_later(OUTBOX, outbox_row(
-                    task_id=task_id, platform=row.platform, kind="approval_card",
-                    conversation=row.conversation, now=now, card_key=f"approval:{approval_id}",
-                    payload={"approval_id": approval_id},
-                ))  # fmt: skip
+            approval_card_update(tx, task_id, int(approval_id), row.platform, row.conversation, now)
             return int(approval_id)
 
         return await self.db.run(q, task_id)
@@ -314,11 +300,7 @@ class Checkpoints:
         tx.conn.execute(update(APPROVAL).where(APPROVAL.c.id == approval_id).values(state="superseded"))
         tx.insert_later(EVENT, event_row(task_id, worker, "approval.superseded", now, step=key,
                                          approval=approval_id, reason="the values changed after approval"))  # fmt: skip
-        if row.conversation:
-            tx.insert_later(OUTBOX, outbox_row(
-                task_id=task_id, platform=row.platform, kind="approval_card", conversation=row.conversation,
-                now=now, card_key=f"approval:{approval_id}", payload={"approval_id": approval_id},
-            ))  # fmt: skip
+        approval_card_update(tx, task_id, approval_id, row.platform, row.conversation, now)
 
     async def note(self, task_id: int, actor: str, kind: str, now: datetime, **detail: Any) -> None:
         """An audit event with no state change (an auto-approve rule fired, say)."""
@@ -353,7 +335,7 @@ class Checkpoints:
             row = self.store.transition(tx, task_id, target, actor=worker, now=now, fence=worker,
                                         detail=detail, values=values, owner=owner)  # fmt: skip
             if final:
-                _summary(tx, task_id, row, now)
+                summary_update(tx, task_id, row.platform, row.conversation, now)
 
         await self.db.run(q, task_id)
 

@@ -14,9 +14,9 @@ from tasks import approvals as approval_rules
 from tasks import binding
 from tasks.approvals import Approver
 from tasks.clock import next_fire, utcnow
-from tasks.models import APPROVAL, EVENT, OUTBOX, SCHEDULE, STEP, TASK
+from tasks.models import APPROVAL, EVENT, SCHEDULE, STEP, TASK
 from tasks.policy import Policy
-from tasks.rows import event_row, outbox_row
+from tasks.rows import approval_card_update, event_row, summary_update
 from tasks.states import StepState, TaskState
 from tasks.store import NewTask, NotFound, Store
 from tasks.tx import Tx
@@ -41,18 +41,8 @@ class Controls:
 
     def _approval_card(self, tx: Tx, approval_id: int, task_id: int, now: datetime) -> None:
         task = tx.conn.execute(select(TASK.c.platform, TASK.c.conversation).where(TASK.c.id == task_id)).first()
-        if task and task.conversation:
-            tx.insert_later(OUTBOX, outbox_row(
-                task_id=task_id, platform=task.platform, kind="approval_card",
-                conversation=task.conversation, now=now, card_key=f"approval:{approval_id}",
-                payload={"approval_id": approval_id},
-            ))  # fmt: skip
-
-    def _summary(self, tx: Tx, task_id: int, row: Any, now: datetime) -> None:
-        if row.conversation:
-            tx.insert_later(OUTBOX, outbox_row(task_id=task_id, platform=row.platform, kind="summary",
-                                               conversation=row.conversation, now=now,
-                                               payload={"task_id": task_id}))  # fmt: skip
+        if task:
+            approval_card_update(tx, task_id, approval_id, task.platform, task.conversation, now)
 
     def _close_approvals(self, tx: Tx, task_id: int, state: str, now: datetime) -> None:
         ids = tx.conn.execute(
@@ -77,7 +67,7 @@ class Controls:
                 .values(state=StepState.CANCELLED.value, finished_at=t)
             )  # fmt: skip
             self._close_approvals(tx, task_id, "cancelled", t)
-            self._summary(tx, task_id, row, t)
+            summary_update(tx, task_id, row.platform, row.conversation, t)
 
         await self.db.run(q)
 
@@ -228,7 +218,7 @@ class Controls:
                         detail={"reason": "approval expired"},
                         values={"finished_at": t, "error": f"approval for step {a.step_key} expired"},
                     )  # fmt: skip
-                    self._summary(tx, a.task_id, row, t)
+                    summary_update(tx, a.task_id, row.platform, row.conversation, t)
             return [a.id for a in due]
 
         return await self.db.run(q)
