@@ -159,7 +159,7 @@ def _vacuum(url: str) -> None:
 async def sample(db: Database, url: str, hours: int) -> dict[str, Any]:
     rows = await db.run(_rows)
     out: dict[str, Any] = {"day": round(hours / 24, 2)}
-    if db.sqlite:
+    if db.dialect.name == "sqlite":
         out["db_bytes"] = _sqlite_bytes(url)
     else:
         out["db_bytes_before_vacuum"] = await db.run(_pg_bytes)

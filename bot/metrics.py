@@ -26,6 +26,7 @@ from sqlalchemy import and_, case, func, or_, select
 
 from tasks.clock import utcnow
 from tasks.db import Database
+from tasks.dialects import Dialect
 from tasks.models import APPROVAL, STEP, TASK
 from tasks.states import CLAIMABLE
 from tasks.tx import Tx
@@ -47,13 +48,7 @@ class Snapshot:
     step_seconds: dict[str, tuple[list[int], int, float]] = field(default_factory=dict)
 
 
-def _step_seconds(sqlite: bool) -> Any:
-    if sqlite:
-        return (func.julianday(STEP.c.finished_at) - func.julianday(STEP.c.started_at)) * 86400.0
-    return func.extract("epoch", STEP.c.finished_at - STEP.c.started_at)
-
-
-def read_snapshot(tx: Tx, sqlite: bool, now: datetime) -> Snapshot:
+def read_snapshot(tx: Tx, dialect: Dialect, now: datetime) -> Snapshot:
     """Every database figure of a scrape, in one transaction."""
     c = tx.conn
     snap = Snapshot()
@@ -68,12 +63,12 @@ def read_snapshot(tx: Tx, sqlite: bool, now: datetime) -> Snapshot:
     ).scalar_one())  # fmt: skip
     tokens, dollars = c.execute(select(func.sum(TASK.c.tokens), func.sum(TASK.c.cost))).one()
     snap.tokens, snap.dollars = int(tokens or 0), float(dollars or 0.0)
-    snap.step_seconds = _histogram(tx, sqlite)
+    snap.step_seconds = _histogram(tx, dialect)
     return snap
 
 
-def _histogram(tx: Tx, sqlite: bool) -> dict[str, tuple[list[int], int, float]]:
-    seconds = _step_seconds(sqlite)
+def _histogram(tx: Tx, dialect: Dialect) -> dict[str, tuple[list[int], int, float]]:
+    seconds = dialect.seconds(STEP.c.started_at, STEP.c.finished_at)
     timed = and_(STEP.c.started_at.is_not(None), STEP.c.finished_at.is_not(None))
     cols = [func.sum(case((seconds <= b, 1), else_=0)) for b in BUCKETS]
     rows = tx.conn.execute(
@@ -139,7 +134,7 @@ class Metrics:
             self.throttled.labels(platform).inc()
 
     async def scrape(self, db: Database, outbox: dict[str, int], now: datetime) -> bytes:
-        snap = await db.run(lambda tx: read_snapshot(tx, db.sqlite, now))
+        snap = await db.run(lambda tx: read_snapshot(tx, db.dialect, now))
         snap.outbox = outbox
         self.db.snapshot = snap
         return generate_latest(self.registry)

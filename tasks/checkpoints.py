@@ -9,8 +9,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from tasks.models import APPROVAL, EVENT, OUTBOX, SPEND, STEP, TASK, Task
 from tasks.rows import approval_card_update, card_update, event_row, outbox_row, summary_update
@@ -186,14 +184,14 @@ class Checkpoints:
         if idem is None:
             tx.insert_later(OUTBOX, row)
             return
-        ins = (sqlite_insert if self.db.sqlite else pg_insert)(OUTBOX).values(**row)
+        ins = self.db.dialect.insert(OUTBOX).values(**row)
         # Written once per key; a row the platform refused (never posted) is sent again.
         again = {"state": "pending", "attempts": 0, "error": None, "next_attempt_at": now}
         tx.conn.execute(ins.on_conflict_do_update(index_elements=["idempotency_key"], set_=again,
                                                   where=OUTBOX.c.state == "dead"))  # fmt: skip
 
     def _spend(self, tx: Tx, platform: str, person: str, now: datetime, cost: float, tokens: int) -> None:
-        ins = (sqlite_insert if self.db.sqlite else pg_insert)(SPEND).values(
+        ins = self.db.dialect.insert(SPEND).values(
             platform=platform, person=person, day=now.date().isoformat(), cost=cost, tokens=tokens
         )
         tx.conn.execute(

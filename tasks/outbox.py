@@ -17,8 +17,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from tasks.models import CARD, OUTBOX, STEP, TASK, Outbox, from_row
 from tasks.skills import Delivered
@@ -157,7 +155,7 @@ class Outboxes:
             if r is not None:
                 _wake_poster(tx, r, now)
             if r is not None and r.card_key and message is not None:
-                ins = (sqlite_insert if self.db.sqlite else pg_insert)(CARD).values(
+                ins = self.db.dialect.insert(CARD).values(
                     card_key=r.card_key, platform=r.platform, message=message, updated_at=now
                 )
                 tx.conn.execute(ins.on_conflict_do_update(

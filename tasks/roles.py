@@ -12,8 +12,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from tasks.db import Database
 from tasks.models import LEASE
@@ -29,9 +27,7 @@ class Roles:
         until = now + timedelta(seconds=seconds)
 
         def q(tx: Tx) -> bool:
-            ins = (sqlite_insert if self.db.sqlite else pg_insert)(LEASE).values(
-                name=name, holder=holder, expires_at=until
-            )
+            ins = self.db.dialect.insert(LEASE).values(name=name, holder=holder, expires_at=until)
             upsert = ins.on_conflict_do_update(
                 index_elements=["name"],
                 set_={"holder": holder, "expires_at": until},

@@ -14,11 +14,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from tasks.clock import utcnow
 from tasks.db import Database
+from tasks.dialects import Dialect
 from tasks.models import APPROVAL as APPROVAL
 from tasks.models import EVENT as EVENT
 from tasks.models import OUTBOX as OUTBOX
@@ -55,20 +54,20 @@ class NewTask:
     budget: dict[str, Any] | None = None
 
 
-_INTAKE: dict[tuple[bool, tuple[str, ...]], Any] = {}
+_INTAKE: dict[tuple[str, tuple[str, ...]], Any] = {}
 _SAME_TASK = select(TASK.c.id).where(
     TASK.c.platform == bindparam("p_platform"), TASK.c.tenant == bindparam("p_tenant"),
     TASK.c.dedupe_key == bindparam("p_dedupe"),
 )  # fmt: skip
 
 
-def _intake(sqlite: bool, keys: tuple[str, ...]) -> Any:
+def _intake(dialect: Dialect, keys: tuple[str, ...]) -> Any:
     """The prebuilt INSERT of a new task that does nothing when its dedupe key is taken."""
-    stmt = _INTAKE.get((sqlite, keys))
+    stmt = _INTAKE.get((dialect.name, keys))
     if stmt is None:
-        ins = (sqlite_insert if sqlite else pg_insert)(TASK).values({k: bindparam(f"v_{k}") for k in keys})
+        ins = dialect.insert(TASK).values({k: bindparam(f"v_{k}") for k in keys})
         stmt = ins.on_conflict_do_nothing(index_elements=["platform", "tenant", "dedupe_key"]).returning(TASK.c.id)
-        _INTAKE[(sqlite, keys)] = stmt
+        _INTAKE[(dialect.name, keys)] = stmt
     return stmt
 
 
@@ -91,7 +90,7 @@ class Store:
             "created_at": now, "updated_at": now, "run_after": now, "tokens": 0, "cost": 0.0,
             "steps_run": 0, "version": 0,
         }  # fmt: skip
-        found = tx.rows(_intake(self.db.sqlite, tuple(values)), {f"v_{k}": v for k, v in values.items()})
+        found = tx.rows(_intake(self.db.dialect, tuple(values)), {f"v_{k}": v for k, v in values.items()})
         if not found:
             existing = tx.rows(_SAME_TASK, {"p_platform": new.platform, "p_tenant": new.tenant,
                                             "p_dedupe": new.dedupe_key})  # fmt: skip
@@ -343,7 +342,7 @@ class Store:
                          now=t, payload=payload, idempotency_key=idempotency_key)  # fmt: skip
 
         def q(tx: Tx) -> bool:
-            ins = (pg_insert if not self.db.sqlite else sqlite_insert)(OUTBOX).values(**row)
+            ins = self.db.dialect.insert(OUTBOX).values(**row)
             if idempotency_key is not None:
                 ins = ins.on_conflict_do_nothing(index_elements=["idempotency_key"])
             return bool(tx.conn.execute(ins).rowcount)
