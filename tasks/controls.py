@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 
 from tasks import approvals as approval_rules
-from tasks import binding
+from tasks import binding, states
 from tasks.approvals import Approver
 from tasks.clock import next_fire, utcnow
 from tasks.models import APPROVAL, EVENT, SCHEDULE, STEP, TASK
@@ -85,15 +85,13 @@ class Controls:
             task = self.store.task_in(tx, task_id)
             if task is None:
                 raise NotFound(f"no task {task_id}")
-            target = TaskState.QUEUED if task.plan is None else TaskState.RUNNING
             waiting = tx.conn.execute(
                 select(STEP.c.id).where(STEP.c.task_id == task_id, STEP.c.state == StepState.WAITING.value)
             ).first()  # fmt: skip
-            if waiting is not None and task.plan is not None:
-                target = TaskState.WAITING
-            values = {"pause_reason": None, "run_after": t, "started_at": t}
-            self.store.transition(tx, task_id, target, actor=actor, now=t, kind="task.resumed", values=values)
-            return target.value
+            move = states.resume(planned=task.plan is not None, waiting_step=waiting is not None, now=t)
+            self.store.transition(tx, task_id, move.target, actor=actor, now=t, kind=move.kind,
+                                  values=dict(move.values))  # fmt: skip
+            return move.target.value
 
         return await self.db.run(q)
 
@@ -105,19 +103,12 @@ class Controls:
             task = self.store.task_in(tx, task_id)
             if task is None:
                 raise NotFound(f"no task {task_id}")
-            target = TaskState.RUNNING if task.plan is not None else TaskState.QUEUED
-            if task.plan is None and task.state == TaskState.FAILED:
-                # failed while planning: plan again, through running's sources
-                target = TaskState.RUNNING
-            self.store.transition(
-                tx, task_id, target, actor=actor, now=t, kind="task.retried",
-                values={"error": None, "finished_at": None, "run_after": t, "started_at": t},
-            )  # fmt: skip
-            again = [StepState.FAILED.value, StepState.CANCELLED.value, StepState.WAITING.value]
+            again = states.retry(planned=task.plan is not None, state=task.state, now=t)
+            self.store.transition(tx, task_id, again.move.target, actor=actor, now=t, kind=again.move.kind,
+                                  values=dict(again.move.values))  # fmt: skip
             tx.conn.execute(
-                update(STEP).where(STEP.c.task_id == task_id, STEP.c.state.in_(again))
-                .values(state=StepState.PENDING.value, attempts=0, error=None, wake_at=None,
-                        intent_at=None, finished_at=None)
+                update(STEP).where(STEP.c.task_id == task_id, STEP.c.state.in_(sorted(again.steps_in)))
+                .values(**again.step_values)
             )  # fmt: skip
 
         await self.db.run(q)
@@ -179,21 +170,16 @@ class Controls:
         return binding.bound_hash(step.skill, step.args or {}, task, results)
 
     def _apply_decision(self, tx: Tx, a: Any, state: str, user: str, now: datetime) -> None:
-        if state == "superseded":  # the step runs its turn again, which asks anew
-            tx.conn.execute(update(APPROVAL).where(APPROVAL.c.id == a.id).values(state=state, decided_at=now))
-        if state in ("approved", "superseded"):
-            step_values: dict[str, Any] = {"state": StepState.PENDING.value}
-        elif a.on_reject == "skip":
-            step_values = {"state": StepState.SKIPPED.value, "finished_at": now}
-        else:
-            step_values = {"state": StepState.FAILED.value, "finished_at": now,
-                           "error": f"rejected by {user}"}  # fmt: skip
-        tx.conn.execute(update(STEP).where(STEP.c.task_id == a.task_id, STEP.c.key == a.step_key).values(**step_values))
         task_state = tx.conn.execute(select(TASK.c.state).where(TASK.c.id == a.task_id)).scalar()
-        if task_state == TaskState.WAITING.value:
+        after = approval_rules.after_decision(state=state, on_reject=a.on_reject, user=user,
+                                              task_state=str(task_state), now=now)  # fmt: skip
+        if state == "superseded":
+            tx.conn.execute(update(APPROVAL).where(APPROVAL.c.id == a.id).values(state=state, decided_at=now))
+        tx.conn.execute(update(STEP).where(STEP.c.task_id == a.task_id, STEP.c.key == a.step_key).values(**after.step))
+        if after.task == "resume":
             self.store.transition(tx, a.task_id, TaskState.RUNNING, actor=user, now=now,
                                   kind="task.resumed", values={"run_after": now})  # fmt: skip
-        elif task_state == TaskState.RUNNING.value:
+        elif after.task == "due":
             tx.conn.execute(update(TASK).where(TASK.c.id == a.task_id).values(run_after=now))
 
     async def expire_approvals(self, now: datetime | None = None) -> list[int]:
@@ -206,19 +192,20 @@ class Controls:
                 .where(APPROVAL.c.state == "pending", APPROVAL.c.expires_at <= t)
                 .with_for_update(skip_locked=True)
             ).all()  # fmt: skip
-            for a in due:
-                tx.conn.execute(update(APPROVAL).where(APPROVAL.c.id == a.id).values(state="expired"))
-                tx.insert_later(EVENT, event_row(a.task_id, "scheduler", "approval.expired", t,
-                                                 approval=a.id, step=a.step_key))  # fmt: skip
-                self._approval_card(tx, a.id, a.task_id, t)
-                state = tx.conn.execute(select(TASK.c.state).where(TASK.c.id == a.task_id)).scalar()
-                if state == TaskState.WAITING.value:
+            tasks = {a.task_id for a in due}
+            found: Any = tx.conn.execute(select(TASK.c.id, TASK.c.state).where(TASK.c.id.in_(tasks))) if tasks else []
+            task_states = {int(i): str(s) for i, s in found}
+            for e in approval_rules.expiries(due, task_states):
+                tx.conn.execute(update(APPROVAL).where(APPROVAL.c.id == e.approval_id).values(state="expired"))
+                tx.insert_later(EVENT, event_row(e.task_id, "scheduler", "approval.expired", t,
+                                                 approval=e.approval_id, step=e.step_key))  # fmt: skip
+                self._approval_card(tx, e.approval_id, e.task_id, t)
+                if e.task_error is not None:
                     row = self.store.transition(
-                        tx, a.task_id, TaskState.EXPIRED, actor="scheduler", now=t,
-                        detail={"reason": "approval expired"},
-                        values={"finished_at": t, "error": f"approval for step {a.step_key} expired"},
+                        tx, e.task_id, TaskState.EXPIRED, actor="scheduler", now=t,
+                        detail={"reason": "approval expired"}, values={"finished_at": t, "error": e.task_error},
                     )  # fmt: skip
-                    summary_update(tx, a.task_id, row.platform, row.conversation, t)
+                    summary_update(tx, e.task_id, row.platform, row.conversation, t)
             return [a.id for a in due]
 
         return await self.db.run(q)
