@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.checkpoints import Checkpoints
+from tasks.clock import utcnow
 from tasks.core_skills import core_skills
 from tasks.db import Database
 from tasks.engine import Engine, EngineConfig
@@ -38,7 +39,7 @@ async def _enqueue(db: Database, n: int, tag: str) -> None:
     for start in range(0, n, 500):
         await asyncio.gather(*(
             store.create_task(NewTask(platform="bench", tenant="", dedupe_key=f"{tag}-{i}", requester="bench",
-                                      conversation=None, playbook="noop", params={}))
+                                      conversation=None, playbook="noop", params={}), utcnow())
             for i in range(start, min(n, start + 500))
         ))  # fmt: skip
 

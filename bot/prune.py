@@ -12,7 +12,6 @@ from typing import Any
 
 from bot.config import Settings
 from bot.reports import event_line
-from tasks.clock import utcnow
 from tasks.db import Database
 from tasks.models import Event
 from tasks.pruning import Pruned, Pruner
@@ -53,10 +52,10 @@ def report(pruned: Pruned) -> dict[str, Any]:
 
 
 async def prune_command(settings: Settings, *, dry_run: bool, export: str | None, batch: int,
-                        now: datetime | None = None) -> dict[str, Any]:  # fmt: skip
+                        now: datetime) -> dict[str, Any]:  # fmt: skip
     """`cowork db prune`: what would go (dry run) or what went, as JSON."""
     rules = retention(settings, batch)
-    at = now or utcnow()
+    at = now
     cut = cutoffs(rules, at)
     out: dict[str, Any] = {"now": at.isoformat(), "cutoffs": {k: v.isoformat() if v else None
                                                                for k, v in vars(cut).items()}}  # fmt: skip

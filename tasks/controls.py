@@ -13,7 +13,7 @@ from sqlalchemy import insert, select, update
 from tasks import approvals as approval_rules
 from tasks import binding, states
 from tasks.approvals import Approver
-from tasks.clock import next_fire, utcnow
+from tasks.clock import next_fire
 from tasks.models import APPROVAL, EVENT, SCHEDULE, STEP, TASK
 from tasks.policy import Policy
 from tasks.rows import approval_card_update, event_row, summary_update
@@ -54,8 +54,8 @@ class Controls:
 
     # -- commands -----------------------------------------------------------
 
-    async def cancel(self, task_id: int, actor: str, now: datetime | None = None) -> None:
-        t = now or utcnow()
+    async def cancel(self, task_id: int, actor: str, now: datetime) -> None:
+        t = now
 
         def q(tx: Tx) -> None:
             row = self.store.transition(
@@ -71,15 +71,15 @@ class Controls:
 
         await self.db.run(q)
 
-    async def pause(self, task_id: int, actor: str, reason: str = "paused", now: datetime | None = None) -> None:
-        t = now or utcnow()
+    async def pause(self, task_id: int, actor: str, reason: str = "paused", *, now: datetime) -> None:
+        t = now
         await self.db.run(lambda tx: self.store.transition(
             tx, task_id, TaskState.PAUSED, actor=actor, now=t, detail={"reason": reason},
             values={"pause_reason": reason, "lease_holder": None, "lease_expires_at": None},
         ))  # fmt: skip
 
-    async def resume(self, task_id: int, actor: str, now: datetime | None = None) -> str:
-        t = now or utcnow()
+    async def resume(self, task_id: int, actor: str, now: datetime) -> str:
+        t = now
 
         def q(tx: Tx) -> str:
             task = self.store.task_in(tx, task_id)
@@ -95,9 +95,9 @@ class Controls:
 
         return await self.db.run(q)
 
-    async def retry(self, task_id: int, actor: str, now: datetime | None = None) -> None:
+    async def retry(self, task_id: int, actor: str, now: datetime) -> None:
         """Run a failed (or expired) task again from its failed steps; finished steps stay."""
-        t = now or utcnow()
+        t = now
 
         def q(tx: Tx) -> None:
             task = self.store.task_in(tx, task_id)
@@ -116,10 +116,10 @@ class Controls:
     # -- approvals ----------------------------------------------------------
 
     async def decide(self, approval_id: int, approver: Approver, approve: bool,
-                     now: datetime | None = None) -> DecisionResult:  # fmt: skip
+                     now: datetime) -> DecisionResult:  # fmt: skip
         """A person's click. `approver` is who clicked, where: only a person of the
         task's own platform and workspace may decide; any refusal is audited."""
-        t = now or utcnow()
+        t = now
         return await self.db.run(lambda tx: self._decide(tx, approval_id, approver, approve, t))
 
     def _decide(self, tx: Tx, approval_id: int, who: Approver, approve: bool, now: datetime) -> DecisionResult:
@@ -182,9 +182,9 @@ class Controls:
         elif after.task == "due":
             tx.conn.execute(update(TASK).where(TASK.c.id == a.task_id).values(run_after=now))
 
-    async def expire_approvals(self, now: datetime | None = None) -> list[int]:
+    async def expire_approvals(self, now: datetime) -> list[int]:
         """Pending approvals past their expiry: the approval and its task expire."""
-        t = now or utcnow()
+        t = now
 
         def q(tx: Tx) -> list[int]:
             due = tx.conn.execute(
@@ -210,11 +210,11 @@ class Controls:
 
         return await self.db.run(q)
 
-    async def escalate_approvals(self, now: datetime | None = None) -> list[int]:
+    async def escalate_approvals(self, now: datetime) -> list[int]:
         """Pending approvals older than their scope's `escalate_after_seconds`
         gain the `escalate_to` people as approvers (once), with an event and a
         refreshed approval card. Returns the ids of the approvals escalated."""
-        t = now or utcnow()
+        t = now
 
         def q(tx: Tx) -> list[int]:
             pending = tx.conn.execute(
@@ -243,8 +243,8 @@ class Controls:
     # -- schedules ----------------------------------------------------------
 
     async def create_schedule(self, *, name: str, cron: str, timezone: str, new: NewTask,
-                              now: datetime | None = None) -> int:  # fmt: skip
-        t = now or utcnow()
+                              now: datetime) -> int:  # fmt: skip
+        t = now
         first = next_fire(cron, timezone, t)
 
         def q(tx: Tx) -> int:
@@ -257,10 +257,10 @@ class Controls:
 
         return await self.db.run(q)
 
-    async def fire_schedules(self, now: datetime | None = None) -> list[int]:
+    async def fire_schedules(self, now: datetime) -> list[int]:
         """Enqueue one task per due fire time. The task's dedupe key is (schedule,
         fire time), so several workers firing at once make one task."""
-        t = now or utcnow()
+        t = now
 
         def q(tx: Tx) -> list[int]:
             due = tx.conn.execute(

@@ -15,7 +15,6 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
 
-from tasks.clock import utcnow
 from tasks.db import Database
 from tasks.dialects import Dialect
 from tasks.models import APPROVAL as APPROVAL
@@ -77,9 +76,9 @@ class Store:
 
     # -- intake -----------------------------------------------------------
 
-    async def create_task(self, new: NewTask, now: datetime | None = None) -> tuple[int, bool]:
+    async def create_task(self, new: NewTask, now: datetime) -> tuple[int, bool]:
         """Insert a task once per (platform, tenant, dedupe key): (id, created?)."""
-        return await self.db.run(lambda tx: self.create_in(tx, new, now or utcnow()))
+        return await self.db.run(lambda tx: self.create_in(tx, new, now))
 
     def create_in(self, tx: Tx, new: NewTask, now: datetime) -> tuple[int, bool]:
         values = {
@@ -168,16 +167,15 @@ class Store:
 
     # -- claims and leases --------------------------------------------------
 
-    async def claim(self, worker: str, limit: int, lease_seconds: float, now: datetime | None = None) -> list[int]:
+    async def claim(self, worker: str, limit: int, lease_seconds: float, now: datetime) -> list[int]:
         return [t.id for t in await self.claim_rows(worker, limit, lease_seconds, now)]  # type: ignore[misc]
 
     async def claim_rows(self, worker: str, limit: int, lease_seconds: float,
-                         now: datetime | None = None) -> list[Task]:  # fmt: skip
+                         now: datetime) -> list[Task]:  # fmt: skip
         """Take up to `limit` runnable tasks under a lease. On PostgreSQL rows are
         locked with FOR UPDATE SKIP LOCKED, so concurrent workers never take the
         same task; SQLite serializes writers with BEGIN IMMEDIATE."""
-        t = now or utcnow()
-        return await self.db.run(lambda tx: self._claim(tx, worker, limit, lease_seconds, t))
+        return await self.db.run(lambda tx: self._claim(tx, worker, limit, lease_seconds, now))
 
     def _claim(self, tx: Tx, worker: str, limit: int, lease_seconds: float, now: datetime) -> list[Task]:
         rows = tx.rows(CLAIMABLE_TASKS, {"p_now": now, "p_limit": limit})
@@ -195,12 +193,10 @@ class Store:
             tasks.append(task)
         return tasks
 
-    async def renew(
-        self, worker: str, ids: Sequence[int], lease_seconds: float, now: datetime | None = None
-    ) -> set[int]:
+    async def renew(self, worker: str, ids: Sequence[int], lease_seconds: float, now: datetime) -> set[int]:
         """Extend the leases this worker holds; returns the ids it has lost. One
         update per database lane, so a renewal locks rows in one lane only."""
-        t = now or utcnow()
+        t = now
         lanes = self.db.lanes
         groups: dict[int, list[int]] = {}
         for i in ids:
@@ -334,10 +330,10 @@ class Store:
         payload: dict[str, Any],
         idempotency_key: str | None = None,
         task_id: int | None = None,
-        now: datetime | None = None,
+        now: datetime,
     ) -> bool:
         """Queue a message (a reply, a private notice) once per idempotency key."""
-        t = now or utcnow()
+        t = now
         row = outbox_row(task_id=task_id, platform=platform, kind=kind, conversation=conversation,
                          now=t, payload=payload, idempotency_key=idempotency_key)  # fmt: skip
 
