@@ -8,9 +8,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
-
-from tasks.models import APPROVAL, EVENT, OUTBOX, SPEND, STEP, TASK, Task
+from tasks import statements as sql
+from tasks.models import EVENT, OUTBOX, STEP, Task
 from tasks.rows import approval_card_update, card_update, event_row, outbox_row, summary_update
 from tasks.skills import StepResult
 from tasks.statements import update_step
@@ -21,21 +20,6 @@ from tasks.views import PlannedStep
 
 _LIVE = [TaskState.RUNNING.value]
 _RELEASE: dict[str, Any] = {"lease_holder": None, "lease_expires_at": None}
-
-
-_WAKE_PLANNING = (
-    update(TASK)
-    .where(TASK.c.state == TaskState.PLANNING.value, TASK.c.lease_holder.is_(None),
-           TASK.c.run_after > bindparam("p_now"))
-    .values(run_after=bindparam("p_now"))
-)  # fmt: skip
-_STEP_STATE = select(STEP.c.state, STEP.c.attempts).where(
-    STEP.c.task_id == bindparam("p_task"), STEP.c.key == bindparam("p_key")
-)
-_NEXT_WAKE = select(func.min(STEP.c.wake_at)).where(
-    STEP.c.task_id == bindparam("p_task"), STEP.c.state == StepState.SLEEPING.value
-)
-_PLAN_TRIES = select(func.count()).where(EVENT.c.task_id == bindparam("p_task"), EVENT.c.kind == "plan.retry")
 
 
 def step_rows(task_id: int, plan: dict[str, Any]) -> list[dict[str, Any]]:
@@ -76,7 +60,7 @@ class Checkpoints:
 
         def q(tx: Tx) -> None:
             if wake_planning:
-                tx.run(_WAKE_PLANNING, {"p_now": now})
+                tx.run(sql.WAKE_PLANNING, {"p_now": now})
             for step in step_rows(task_id, plan):
                 tx.insert_later(STEP, step)
             usage = {"tokens": tokens, "cost": round(cost, 6)} if tokens or cost else {}
@@ -101,14 +85,14 @@ class Checkpoints:
         """Whether attempt `attempt` of the step has already been recorded in one of `states`."""
 
         def q(tx: Tx) -> bool:
-            rows = tx.rows(_STEP_STATE, {"p_task": task_id, "p_key": key})
+            rows = tx.rows(sql.STEP_STATE, {"p_task": task_id, "p_key": key})
             return bool(rows) and rows[0].attempts == attempt and rows[0].state in states
 
         return await self.db.run(q, task_id)
 
     async def plan_tries(self, task_id: int) -> int:
         """How many times planning this task was put off (the LLM was unavailable)."""
-        return await self.db.run(lambda tx: int(tx.rows(_PLAN_TRIES, {"p_task": task_id})[0][0]), task_id)
+        return await self.db.run(lambda tx: int(tx.rows(sql.PLAN_TRIES, {"p_task": task_id})[0][0]), task_id)
 
     async def plan_later(self, task_id: int, worker: str, now: datetime, at: datetime, *, reason: str,
                          attempt: int, note: str | None = None) -> None:  # fmt: skip
@@ -184,22 +168,11 @@ class Checkpoints:
         if idem is None:
             tx.insert_later(OUTBOX, row)
             return
-        ins = self.db.dialect.insert(OUTBOX).values(**row)
         # Written once per key; a row the platform refused (never posted) is sent again.
-        again = {"state": "pending", "attempts": 0, "error": None, "next_attempt_at": now}
-        tx.conn.execute(ins.on_conflict_do_update(index_elements=["idempotency_key"], set_=again,
-                                                  where=OUTBOX.c.state == "dead"))  # fmt: skip
+        tx.conn.execute(sql.outbox_once(self.db.dialect, row))
 
     def _spend(self, tx: Tx, platform: str, person: str, now: datetime, cost: float, tokens: int) -> None:
-        ins = self.db.dialect.insert(SPEND).values(
-            platform=platform, person=person, day=now.date().isoformat(), cost=cost, tokens=tokens
-        )
-        tx.conn.execute(
-            ins.on_conflict_do_update(
-                index_elements=["platform", "person", "day"],
-                set_={"cost": SPEND.c.cost + cost, "tokens": SPEND.c.tokens + tokens},
-            )
-        )
+        tx.conn.execute(sql.spend_add(self.db.dialect, platform, person, now.date().isoformat(), cost, tokens))
 
     async def step_failed(
         self, task_id: int, key: str, worker: str, attempt: int, error: str, now: datetime,
@@ -252,11 +225,9 @@ class Checkpoints:
 
         def q(tx: Tx) -> None:
             self.store.fenced_task_update(tx, task_id, worker, _LIVE, updated_at=now)
-            tx.conn.execute(
-                update(STEP).where(STEP.c.task_id == task_id, STEP.c.key.in_(list(keys)))
-                .values(state=state, wake_at=wake_at,
-                        finished_at=None if state == StepState.SLEEPING.value else now)
-            )  # fmt: skip
+            tx.conn.execute(sql.step_set(task_id, keys, {
+                "state": state, "wake_at": wake_at, "finished_at": None if state == StepState.SLEEPING.value else now,
+            }))  # fmt: skip
             for k in keys:
                 tx.insert_later(EVENT, event_row(task_id, worker, f"step.{state}", now, step=k,
                                                  reason=reason or None))  # fmt: skip
@@ -275,17 +246,12 @@ class Checkpoints:
             row = self.store.fenced_task_row(tx, task_id, worker, _LIVE, updated_at=now)
             if supersedes is not None:
                 self._supersede(tx, task_id, row, supersedes, key, worker, now)
-            approval_id = tx.conn.execute(
-                insert(APPROVAL).values(
-                    task_id=task_id, step_key=key, skill=skill, args_hash=args_hash, summary=summary,
-                    approvers=approvers, required=required, decisions=[], state="pending",
-                    on_reject=on_reject, expires_at=expires_at, created_at=now,
-                ).returning(APPROVAL.c.id)
-            ).scalar_one()  # fmt: skip
-            tx.conn.execute(
-                update(STEP).where(STEP.c.task_id == task_id, STEP.c.key == key)
-                .values(state=StepState.WAITING.value)
-            )  # fmt: skip
+            approval_id = tx.conn.execute(sql.approval_insert({
+                "task_id": task_id, "step_key": key, "skill": skill, "args_hash": args_hash, "summary": summary,
+                "approvers": approvers, "required": required, "decisions": [], "state": "pending",
+                "on_reject": on_reject, "expires_at": expires_at, "created_at": now,
+            })).scalar_one()  # fmt: skip
+            tx.conn.execute(sql.step_set(task_id, [key], {"state": StepState.WAITING.value}))
             tx.insert_later(EVENT, event_row(task_id, worker, "approval.requested", now, step=key,
                                              approval=approval_id, approvers=approvers))  # fmt: skip
             approval_card_update(tx, task_id, int(approval_id), row.platform, row.conversation, now)
@@ -295,7 +261,7 @@ class Checkpoints:
 
     def _supersede(self, tx: Tx, task_id: int, row: Any, approval_id: int, key: str, worker: str,
                    now: datetime) -> None:  # fmt: skip
-        tx.conn.execute(update(APPROVAL).where(APPROVAL.c.id == approval_id).values(state="superseded"))
+        tx.conn.execute(sql.approval_set(approval_id, {"state": "superseded"}))
         tx.insert_later(EVENT, event_row(task_id, worker, "approval.superseded", now, step=key,
                                          approval=approval_id, reason="the values changed after approval"))  # fmt: skip
         approval_card_update(tx, task_id, approval_id, row.platform, row.conversation, now)
@@ -315,7 +281,7 @@ class Checkpoints:
         def q(tx: Tx) -> None:
             if target == TaskState.RUNNING.value:
                 # A parked step the delivery loop woke during this turn is due sooner than the turn knows.
-                woken = tx.rows(_NEXT_WAKE, {"p_task": task_id})[0][0]
+                woken = tx.rows(sql.NEXT_WAKE, {"p_task": task_id})[0][0]
                 at = min(run_after, woken) if run_after is not None and woken is not None else run_after
                 self.store.fenced_task_update(tx, task_id, worker, _LIVE, run_after=at, **_RELEASE)
                 return
@@ -339,10 +305,7 @@ class Checkpoints:
 
     async def spent_today(self, platform: str, person: str, now: datetime) -> float:
         def q(tx: Tx) -> float:
-            v = tx.conn.execute(
-                select(SPEND.c.cost).where(SPEND.c.platform == platform, SPEND.c.person == person,
-                                           SPEND.c.day == now.date().isoformat())
-            ).scalar()  # fmt: skip
+            v = tx.conn.execute(sql.spent(platform, person, now.date().isoformat())).scalar()
             return float(v or 0.0)
 
         return await self.db.run(q)

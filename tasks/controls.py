@@ -8,21 +8,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
-
 from tasks import approvals as approval_rules
 from tasks import binding, states
+from tasks import statements as sql
 from tasks.approvals import Approver
 from tasks.clock import next_fire
-from tasks.models import APPROVAL, EVENT, SCHEDULE, STEP, TASK
+from tasks.models import EVENT
 from tasks.policy import Policy
 from tasks.rows import approval_card_update, event_row, summary_update
 from tasks.states import StepState, TaskState
 from tasks.store import NewTask, NotFound, Store
 from tasks.tx import Tx
-
-_OPEN_STEPS = [StepState.PENDING.value, StepState.WAITING.value, StepState.SLEEPING.value,
-               StepState.RUNNING.value]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -40,15 +36,12 @@ class Controls:
         self.policy = policy or Policy()  # for escalation of approvals that wait too long
 
     def _approval_card(self, tx: Tx, approval_id: int, task_id: int, now: datetime) -> None:
-        task = tx.conn.execute(select(TASK.c.platform, TASK.c.conversation).where(TASK.c.id == task_id)).first()
+        task = tx.conn.execute(sql.task_chat(task_id)).first()
         if task:
             approval_card_update(tx, task_id, approval_id, task.platform, task.conversation, now)
 
     def _close_approvals(self, tx: Tx, task_id: int, state: str, now: datetime) -> None:
-        ids = tx.conn.execute(
-            update(APPROVAL).where(APPROVAL.c.task_id == task_id, APPROVAL.c.state == "pending")
-            .values(state=state, decided_at=now).returning(APPROVAL.c.id)
-        ).scalars().all()  # fmt: skip
+        ids = tx.conn.execute(sql.close_approvals(task_id, state, now)).scalars().all()
         for approval_id in ids:
             self._approval_card(tx, approval_id, task_id, now)
 
@@ -62,10 +55,7 @@ class Controls:
                 tx, task_id, TaskState.CANCELLED, actor=actor, now=t,
                 values={"finished_at": t, "lease_holder": None, "lease_expires_at": None},
             )  # fmt: skip
-            tx.conn.execute(
-                update(STEP).where(STEP.c.task_id == task_id, STEP.c.state.in_(_OPEN_STEPS))
-                .values(state=StepState.CANCELLED.value, finished_at=t)
-            )  # fmt: skip
+            tx.conn.execute(sql.cancel_open_steps(task_id, t))
             self._close_approvals(tx, task_id, "cancelled", t)
             summary_update(tx, task_id, row.platform, row.conversation, t)
 
@@ -85,9 +75,7 @@ class Controls:
             task = self.store.task_in(tx, task_id)
             if task is None:
                 raise NotFound(f"no task {task_id}")
-            waiting = tx.conn.execute(
-                select(STEP.c.id).where(STEP.c.task_id == task_id, STEP.c.state == StepState.WAITING.value)
-            ).first()  # fmt: skip
+            waiting = tx.conn.execute(sql.waiting_step(task_id)).first()
             move = states.resume(planned=task.plan is not None, waiting_step=waiting is not None, now=t)
             self.store.transition(tx, task_id, move.target, actor=actor, now=t, kind=move.kind,
                                   values=dict(move.values))  # fmt: skip
@@ -106,10 +94,7 @@ class Controls:
             again = states.retry(planned=task.plan is not None, state=task.state, now=t)
             self.store.transition(tx, task_id, again.move.target, actor=actor, now=t, kind=again.move.kind,
                                   values=dict(again.move.values))  # fmt: skip
-            tx.conn.execute(
-                update(STEP).where(STEP.c.task_id == task_id, STEP.c.state.in_(sorted(again.steps_in)))
-                .values(**again.step_values)
-            )  # fmt: skip
+            tx.conn.execute(sql.steps_in(task_id, again.steps_in, again.step_values))
 
         await self.db.run(q)
 
@@ -123,10 +108,10 @@ class Controls:
         return await self.db.run(lambda tx: self._decide(tx, approval_id, approver, approve, t))
 
     def _decide(self, tx: Tx, approval_id: int, who: Approver, approve: bool, now: datetime) -> DecisionResult:
-        a = tx.conn.execute(select(APPROVAL).where(APPROVAL.c.id == approval_id).with_for_update()).first()
+        a = tx.conn.execute(sql.approval_locked(approval_id)).first()
         if a is None:
             raise NotFound(f"no approval {approval_id}")
-        task = tx.conn.execute(select(TASK).where(TASK.c.id == a.task_id)).one()
+        task = tx.conn.execute(sql.task_record(a.task_id)).one()
         verdict = approval_rules.decide(
             state=a.state, approvers=a.approvers or [], required=a.required,
             decisions=a.decisions or [], expires_at=a.expires_at, bound_hash=a.args_hash,
@@ -143,12 +128,10 @@ class Controls:
                 self._approval_card(tx, approval_id, a.task_id, now)
             return DecisionResult(False, verdict.reason, a.task_id, a.state)
         done = verdict.new_state != "pending"
-        tx.conn.execute(
-            update(APPROVAL).where(APPROVAL.c.id == approval_id).values(
-                state=verdict.new_state, decisions=list(verdict.decisions),
-                decided_by=who.user if done else None, decided_at=now if done else None,
-            )
-        )  # fmt: skip
+        tx.conn.execute(sql.approval_set(approval_id, {
+            "state": verdict.new_state, "decisions": list(verdict.decisions),
+            "decided_by": who.user if done else None, "decided_at": now if done else None,
+        }))  # fmt: skip
         kind = {"approved": "approval.approved", "rejected": "approval.rejected"}.get(
             verdict.new_state, "approval.noted"
         )
@@ -161,8 +144,7 @@ class Controls:
 
     def _current_hash(self, tx: Tx, a: Any, task: Any) -> str:
         """The hash of the step's arguments as they would run now."""
-        rows = tx.conn.execute(select(STEP.c.key, STEP.c.skill, STEP.c.args, STEP.c.state, STEP.c.result)
-                               .where(STEP.c.task_id == a.task_id)).all()  # fmt: skip
+        rows = tx.conn.execute(sql.step_outputs(a.task_id)).all()
         step = next((r for r in rows if r.key == a.step_key), None)
         if step is None:
             return ""
@@ -170,33 +152,29 @@ class Controls:
         return binding.bound_hash(step.skill, step.args or {}, task, results)
 
     def _apply_decision(self, tx: Tx, a: Any, state: str, user: str, now: datetime) -> None:
-        task_state = tx.conn.execute(select(TASK.c.state).where(TASK.c.id == a.task_id)).scalar()
+        task_state = tx.conn.execute(sql.task_state(a.task_id)).scalar()
         after = approval_rules.after_decision(state=state, on_reject=a.on_reject, user=user,
                                               task_state=str(task_state), now=now)  # fmt: skip
         if state == "superseded":
-            tx.conn.execute(update(APPROVAL).where(APPROVAL.c.id == a.id).values(state=state, decided_at=now))
-        tx.conn.execute(update(STEP).where(STEP.c.task_id == a.task_id, STEP.c.key == a.step_key).values(**after.step))
+            tx.conn.execute(sql.approval_set(a.id, {"state": state, "decided_at": now}))
+        tx.conn.execute(sql.step_set(a.task_id, [a.step_key], after.step))
         if after.task == "resume":
             self.store.transition(tx, a.task_id, TaskState.RUNNING, actor=user, now=now,
                                   kind="task.resumed", values={"run_after": now})  # fmt: skip
         elif after.task == "due":
-            tx.conn.execute(update(TASK).where(TASK.c.id == a.task_id).values(run_after=now))
+            tx.conn.execute(sql.task_due(a.task_id, now))
 
     async def expire_approvals(self, now: datetime) -> list[int]:
         """Pending approvals past their expiry: the approval and its task expire."""
         t = now
 
         def q(tx: Tx) -> list[int]:
-            due = tx.conn.execute(
-                select(APPROVAL.c.id, APPROVAL.c.task_id, APPROVAL.c.step_key)
-                .where(APPROVAL.c.state == "pending", APPROVAL.c.expires_at <= t)
-                .with_for_update(skip_locked=True)
-            ).all()  # fmt: skip
+            due = tx.conn.execute(sql.approvals_expired(t)).all()
             tasks = {a.task_id for a in due}
-            found: Any = tx.conn.execute(select(TASK.c.id, TASK.c.state).where(TASK.c.id.in_(tasks))) if tasks else []
+            found: Any = tx.conn.execute(sql.task_states(tasks)) if tasks else []
             task_states = {int(i): str(s) for i, s in found}
             for e in approval_rules.expiries(due, task_states):
-                tx.conn.execute(update(APPROVAL).where(APPROVAL.c.id == e.approval_id).values(state="expired"))
+                tx.conn.execute(sql.approval_set(e.approval_id, {"state": "expired"}))
                 tx.insert_later(EVENT, event_row(e.task_id, "scheduler", "approval.expired", t,
                                                  approval=e.approval_id, step=e.step_key))  # fmt: skip
                 self._approval_card(tx, e.approval_id, e.task_id, t)
@@ -217,12 +195,7 @@ class Controls:
         t = now
 
         def q(tx: Tx) -> list[int]:
-            pending = tx.conn.execute(
-                select(APPROVAL.c.id, APPROVAL.c.task_id, APPROVAL.c.step_key, APPROVAL.c.approvers,
-                       APPROVAL.c.created_at, TASK.c.platform, TASK.c.tenant, TASK.c.conversation)
-                .join(TASK, TASK.c.id == APPROVAL.c.task_id)
-                .where(APPROVAL.c.state == "pending").with_for_update(skip_locked=True, of=APPROVAL)
-            ).all()  # fmt: skip
+            pending = tx.conn.execute(sql.approvals_pending_with_tasks()).all()
             done = []
             for a in pending:
                 channel = str((a.conversation or {}).get("channel", ""))
@@ -230,8 +203,7 @@ class Controls:
                 added = rules.escalation(list(a.approvers or []), a.created_at, t)
                 if not added:
                     continue
-                tx.conn.execute(update(APPROVAL).where(APPROVAL.c.id == a.id)
-                                .values(approvers=[*(a.approvers or []), *added]))  # fmt: skip
+                tx.conn.execute(sql.approval_set(a.id, {"approvers": [*(a.approvers or []), *added]}))
                 tx.insert_later(EVENT, event_row(a.task_id, "scheduler", "approval.escalated", t,
                                                  approval=a.id, step=a.step_key, added=added))  # fmt: skip
                 self._approval_card(tx, a.id, a.task_id, t)
@@ -248,11 +220,12 @@ class Controls:
         first = next_fire(cron, timezone, t)
 
         def q(tx: Tx) -> int:
-            sid = tx.conn.execute(insert(SCHEDULE).values(
-                name=name, cron=cron, timezone=timezone, platform=new.platform, tenant=new.tenant,
-                requester=new.requester, conversation=new.conversation, text=new.text,
-                playbook=new.playbook, params=new.params, enabled=True, next_fire_at=first, created_at=t,
-            ).returning(SCHEDULE.c.id)).scalar_one()  # fmt: skip
+            sid = tx.conn.execute(sql.schedule_insert({
+                "name": name, "cron": cron, "timezone": timezone, "platform": new.platform, "tenant": new.tenant,
+                "requester": new.requester, "conversation": new.conversation, "text": new.text,
+                "playbook": new.playbook, "params": new.params, "enabled": True, "next_fire_at": first,
+                "created_at": t,
+            })).scalar_one()  # fmt: skip
             return int(sid)
 
         return await self.db.run(q)
@@ -263,9 +236,7 @@ class Controls:
         t = now
 
         def q(tx: Tx) -> list[int]:
-            due = tx.conn.execute(
-                select(SCHEDULE).where(SCHEDULE.c.enabled.is_(True), SCHEDULE.c.next_fire_at <= t)
-            ).all()  # fmt: skip
+            due = tx.conn.execute(sql.schedules_due(t)).all()
             created: list[int] = []
             for s in due:
                 created.extend(self._fire(tx, s, t))
@@ -282,8 +253,5 @@ class Controls:
         )  # fmt: skip
         task_id, created = self.store.create_in(tx, new, now)
         following = next_fire(s.cron, s.timezone, max(fire_at, now - timedelta(seconds=1)))
-        tx.conn.execute(
-            update(SCHEDULE).where(SCHEDULE.c.id == s.id, SCHEDULE.c.next_fire_at == fire_at)
-            .values(next_fire_at=following, last_fired_at=fire_at)
-        )  # fmt: skip
+        tx.conn.execute(sql.schedule_fired(s.id, fire_at, following))
         return [task_id] if created else []

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, select, update
 
+from tasks import statements
 from tasks.db import Database
 from tasks.dialects import Dialect
 from tasks.models import APPROVAL as APPROVAL
@@ -28,7 +29,7 @@ from tasks.statements import BY_ID, CLAIMABLE_TASKS, task_params, task_update
 from tasks.statements import update_step as update_step
 from tasks.states import CLAIMABLE, IllegalTransition, TaskState, can_transition, check_transition, sources_for
 from tasks.tx import Tx
-from tasks.views import TaskView
+from tasks.views import Figures, TaskView
 
 
 class LeaseLost(Exception):
@@ -160,10 +161,25 @@ class Store:
 
     async def counts_by_state(self) -> dict[str, int]:
         def q(tx: Tx) -> dict[str, int]:
-            rows = tx.conn.execute(select(TASK.c.state, func.count()).group_by(TASK.c.state))
-            return {str(s): int(n) for s, n in rows}
+            return {str(s): int(n) for s, n in tx.conn.execute(statements.TASKS_BY_STATE)}
 
         return await self.db.run(q)
+
+    async def figures(self, now: datetime, buckets: Sequence[float]) -> Figures:
+        """The deployment's figures for /metrics; step latency counted into `buckets` (seconds)."""
+        return await self.db.run(lambda tx: self._figures(tx, now, buckets))
+
+    def _figures(self, tx: Tx, now: datetime, buckets: Sequence[float]) -> Figures:
+        c = tx.conn
+        tokens, dollars = c.execute(statements.SPENT_IN_ALL).one()
+        rows = c.execute(statements.step_seconds(self.db.dialect, buckets))
+        return Figures(
+            tasks={str(s): int(n) for s, n in c.execute(statements.TASKS_BY_STATE)},
+            runnable=int(c.execute(statements.runnable(now)).scalar_one()),
+            approvals_pending=int(c.execute(statements.APPROVALS_WAITING).scalar_one()),
+            tokens=int(tokens or 0), dollars=float(dollars or 0.0),
+            step_seconds={str(r[0]): ([int(v or 0) for v in r[3:]], int(r[1]), float(r[2] or 0.0)) for r in rows},
+        )  # fmt: skip
 
     # -- claims and leases --------------------------------------------------
 
