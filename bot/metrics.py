@@ -25,22 +25,16 @@ from prometheus_client.core import (
 
 from tasks.clock import utcnow
 from tasks.store import Store
+from tasks.views import Figures
 
 BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
 @dataclass
-class Snapshot:
-    """What one scrape read from the database."""
+class Snapshot(Figures):
+    """What one scrape read: the store's figures, and the outbox rows by state."""
 
-    tasks: dict[str, int] = field(default_factory=dict)
     outbox: dict[str, int] = field(default_factory=dict)
-    runnable: int = 0
-    approvals_pending: int = 0
-    tokens: int = 0
-    dollars: float = 0.0
-    # skill -> (cumulative counts per bucket, count, sum of seconds)
-    step_seconds: dict[str, tuple[list[int], int, float]] = field(default_factory=dict)
 
 
 class DatabaseCollector:
