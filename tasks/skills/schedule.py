@@ -91,8 +91,7 @@ def _checked(cron: str) -> str:
 class ScheduleBook(Protocol):
     """Where schedules are kept (`Controls`)."""
 
-    async def create_schedule(self, *, name: str, cron: str, timezone: str, new: NewTask,
-                              now: datetime | None = None) -> int: ...  # fmt: skip
+    async def create_schedule(self, *, name: str, cron: str, timezone: str, new: NewTask, now: datetime) -> int: ...
 
 
 class ScheduleCreate(Skill):
