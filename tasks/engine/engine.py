@@ -73,8 +73,6 @@ class Engine:
         self.store = store
         self.checkpoints = Checkpoints(store)
         outboxes = Outboxes(store)
-        self.outbox_exists = outboxes.exists
-        self.delivery_of = outboxes.delivery
         # The policy may ask a person to approve whole plans: the gate is a skill of this engine's
         # registry, added to a copy when the one given lacks it (the given one is left as it is).
         self.registry = registry if PLAN_GATE in registry else SkillRegistry([*registry, PlanGate()])
