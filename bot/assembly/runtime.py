@@ -30,8 +30,10 @@ from tasks.rules.plans import PLAN_GATE
 from tasks.rules.policy import Policy, load_policy
 from tasks.skills.base import SkillRegistry
 from tasks.skills.catalog import all_skills
-from tasks.skills.core import core_skills
+from tasks.skills.chat import ChatReader
+from tasks.skills.core import TargetCheck, core_skills
 from tasks.skills.llm_client import make_llm
+from tasks.skills.schedule import ScheduleBook
 from tasks.store import schema
 from tasks.store.db import Database, is_sqlite
 from tasks.store.outbox import Outboxes
@@ -60,11 +62,14 @@ def _safe(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def build_registry(settings: Settings, policy: Policy, llm: Any = None) -> SkillRegistry:
+def build_registry(settings: Settings, policy: Policy, llm: Any = None, *, reader: ChatReader | None = None,
+                   targets: TargetCheck | None = None,
+                   schedules: ScheduleBook | None = None) -> SkillRegistry:  # fmt: skip
     """Core, built-in and MCP skills, installed plugins, and the plan gate (the policy may
-    ask a person to approve a whole plan)."""
-    registry = SkillRegistry(core_skills())
-    for skill in all_skills(policy=policy, settings=settings, llm=llm):
+    ask a person to approve a whole plan). Each skill is built with what it needs of the bot:
+    `chat.history` a reader, `chat.post` a target check, `schedule.create` where schedules go."""
+    registry = SkillRegistry(core_skills(targets))
+    for skill in all_skills(policy=policy, settings=settings, llm=llm, reader=reader, schedules=schedules):
         registry.add(skill)
     registry.load_plugins()
     if PLAN_GATE not in registry:
@@ -103,21 +108,15 @@ class Runtime:
         self.policy = load_policy(settings.cowork_policy)
         self.controls = Controls(self.store, self.policy)
         self.outboxes = Outboxes(self.store)
+        self.adapters: dict[str, ChatAdapter] = dict(adapters or {})
+        self.chat_reader = AdapterHistory(self.adapters)  # the platforms' adapters, as they are added
         llm_client = build_llm_client(settings, self.policy)
-        self.registry = build_registry(settings, self.policy, llm_client)
+        self.registry = build_registry(settings, self.policy, llm_client, reader=self.chat_reader,
+                                       targets=AdapterTargets(self.adapters), schedules=self.controls)  # fmt: skip
         self.playbooks = self._playbooks()
         self.llm = planner or build_llm(settings, self.registry, llm_client)
-        self.adapters: dict[str, ChatAdapter] = dict(adapters or {})
-        self.services: dict[str, Any] = {
-            "controls": self.controls,
-            "store": self.store,
-            "settings": settings,
-            "chat_reader": AdapterHistory(self.adapters),
-            "chat_target": AdapterTargets(self.adapters),
-        }
         self.engine = Engine(
-            self.store, self.registry, PlanSource(self.playbooks, self.llm), policy=self.policy,
-            services=self.services, clock=clock,
+            self.store, self.registry, PlanSource(self.playbooks, self.llm), policy=self.policy, clock=clock,
             config=engine_config or EngineConfig(max_tasks=settings.worker_concurrency,
                                                  lease_seconds=settings.lease_seconds),
         )  # fmt: skip

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -67,28 +67,23 @@ class Engine:
         planner: Planner,
         *,
         policy: Policy | None = None,
-        services: Mapping[str, Any] | None = None,
         config: EngineConfig | None = None,
         clock: Callable[[], datetime] = utcnow,
     ):
         self.store = store
         self.checkpoints = Checkpoints(store)
         outboxes = Outboxes(store)
-        self.outbox_exists = outboxes.exists
-        self.delivery_of = outboxes.delivery
         # The policy may ask a person to approve whole plans: the gate is a skill of this engine's
         # registry, added to a copy when the one given lacks it (the given one is left as it is).
         self.registry = registry if PLAN_GATE in registry else SkillRegistry([*registry, PlanGate()])
         self.planner = planner
         self.policy = policy or Policy()
-        self.services = dict(services or {})
         self.config = config or EngineConfig()
         self.name = self.config.name or worker_name()
         self.clock = clock
         self.step_slots = asyncio.Semaphore(self.config.max_steps)
         self.steps = StepRunner(self.checkpoints, self.registry, outboxes, worker=self.name, clock=clock,
-                                slots=self.step_slots, services=self.services,
-                                lease_seconds=self.config.lease_seconds)  # fmt: skip
+                                slots=self.step_slots, lease_seconds=self.config.lease_seconds)  # fmt: skip
         self._running: dict[int, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self.turns = 0

@@ -108,18 +108,16 @@ class TurnState:
 class StepRunner:
     """Runs the steps of a worker's turns with the collaborators it is given: where
     outcomes are written, the skills, the worker's name and clock, the process's
-    step slots, the services lent to skills, the outbox, and the lease length."""
+    step slots, the outbox, and the lease length."""
 
     def __init__(self, checkpoints: Checkpoints, registry: SkillRegistry, outboxes: Outboxes, *, worker: str,
-                 clock: Callable[[], datetime], slots: asyncio.Semaphore, services: dict[str, Any],
-                 lease_seconds: float) -> None:  # fmt: skip
+                 clock: Callable[[], datetime], slots: asyncio.Semaphore, lease_seconds: float) -> None:  # fmt: skip
         self.cp = checkpoints
         self.registry = registry
         self.outboxes = outboxes
         self.worker = worker
         self.clock = clock
         self.slots = slots
-        self.services = services
         self.lease_seconds = lease_seconds
 
     async def cancel_blocked(self, task: Task, turn: TurnState, now: datetime) -> None:
@@ -161,7 +159,7 @@ class StepRunner:
             task_id=task.id, step_key=key, idempotency_key=idem, requester=task.requester,
             conversation=dict(task.conversation or {}), now=self.clock(),
             attempt=turn.attempts[key] + (0 if _resumed(turn, key) else 1), platform=task.platform,
-            tenant=task.tenant, services=self.services, lookup_outbox=self.outboxes.exists,
+            tenant=task.tenant, lookup_outbox=self.outboxes.exists,
             saved=turn.saved.get(key), delivery=self.outboxes.delivery, resumed=_resumed(turn, key),
         )  # fmt: skip
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from importlib.metadata import entry_points
@@ -84,7 +84,6 @@ class StepContext:
     attempt: int
     platform: str = ""
     tenant: str = ""
-    services: Mapping[str, Any] = field(default_factory=dict)
     lookup_outbox: Callable[[str], Awaitable[bool]] | None = None
     wake_at: datetime | None = None
     saved: Mapping[str, Any] | None = None  # the `StepResult.state` this step kept

@@ -1,7 +1,7 @@
 """`chat.history`: read the messages of a thread or channel.
 
 The bot owns every call to a chat platform, so it lends this skill a reader
-in `services["chat_reader"]` (the `ChatReader` protocol). What it returns is
+(the `ChatReader` protocol) when it builds it. What it returns is
 other people's words: untrusted when it reaches a model.
 """
 
@@ -42,8 +42,11 @@ class ChatHistory(Skill):
     idempotent = True
     timeout = 30.0
 
+    def __init__(self, reader: ChatReader | None = None) -> None:
+        self.reader = reader
+
     async def run(self, ctx: StepContext, args: dict[str, Any]) -> StepResult:
-        reader: ChatReader | None = ctx.services.get("chat_reader")
+        reader = self.reader
         if reader is None:
             raise SkillError("chat.history: this bot cannot read chat history", retryable=False)
         conversation = dict(ctx.conversation)

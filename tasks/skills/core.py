@@ -16,7 +16,7 @@ CHECK_AGAIN = timedelta(seconds=30)
 
 class TargetCheck(Protocol):
     """Why the bot cannot post to a conversation (no such channel, not a member),
-    or None when it can or cannot tell; lent by the bot as `services["chat_target"]`."""
+    or None when it can or cannot tell; lent by the bot to `chat.post` when it builds it."""
 
     async def __call__(self, conversation: dict[str, Any]) -> str | None: ...
 
@@ -77,7 +77,7 @@ class ChatPost(Skill):
     worker; the delivery loop wakes the task when the platform answers, and the
     next run reads the row: sent is success, a permanent refusal fails the step
     with the platform's reason. Before approval is asked, the target is checked
-    (`services["chat_target"]`)."""
+    (the `TargetCheck` it was built with)."""
 
     name = "chat.post"
     description = "Post a message to a channel (or to the task's thread when no channel is given)."
@@ -95,6 +95,9 @@ class ChatPost(Skill):
     max_attempts = 3
     timeout = 10.0
 
+    def __init__(self, targets: TargetCheck | None = None) -> None:
+        self.targets = targets
+
     def _target(self, ctx: StepContext, args: Mapping[str, Any]) -> dict[str, Any]:
         conv = dict(ctx.conversation)
         channel = str(args.get("channel") or "").strip()
@@ -103,7 +106,7 @@ class ChatPost(Skill):
         return conv
 
     async def preflight(self, ctx: StepContext, args: dict[str, Any]) -> None:
-        check: TargetCheck | None = ctx.services.get("chat_target")
+        check = self.targets
         target = self._target(ctx, args)
         elsewhere = target.get("channel") not in ("", None, ctx.conversation.get("channel"))
         why = await check(target) if check is not None and elsewhere else None  # the task's own thread is there
@@ -144,5 +147,5 @@ class ChatPost(Skill):
                 "text": args.get("text", ""), "args": dict(args)}  # fmt: skip
 
 
-def core_skills() -> list[Skill]:
-    return [Wait(), ChatPost()]
+def core_skills(targets: TargetCheck | None = None) -> list[Skill]:
+    return [Wait(), ChatPost(targets)]

@@ -1,12 +1,13 @@
 """`schedule.create`: recurring work ("every Monday at 9") as a schedule that
-enqueues a task at each fire time, through `Controls.create_schedule`
-(lent as `services["controls"]`). `to_cron` is the pure phrase-to-crontab step.
+enqueues a task at each fire time, through the `ScheduleBook` it is built with
+(`Controls`). `to_cron` is the pure phrase-to-crontab step.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+from datetime import datetime
+from typing import Any, ClassVar, Protocol
 
 from tasks.skills.base import Effect, Skill, SkillError, StepContext, StepResult
 from tasks.store.store import NewTask
@@ -87,6 +88,12 @@ def _checked(cron: str) -> str:
     return cron
 
 
+class ScheduleBook(Protocol):
+    """Where schedules are kept (`Controls`)."""
+
+    async def create_schedule(self, *, name: str, cron: str, timezone: str, new: NewTask, now: datetime) -> int: ...
+
+
 class ScheduleCreate(Skill):
     name = "schedule.create"
     description = (
@@ -112,8 +119,11 @@ class ScheduleCreate(Skill):
     idempotent = False
     max_attempts = 2
 
+    def __init__(self, schedules: ScheduleBook | None = None) -> None:
+        self.schedules = schedules
+
     async def run(self, ctx: StepContext, args: dict[str, Any]) -> StepResult:
-        controls = ctx.services.get("controls")
+        controls = self.schedules
         if controls is None:
             raise SkillError("schedule.create: schedules are not available here", retryable=False)
         try:

@@ -19,6 +19,7 @@ from tasks.rules.clock import utcnow
 from tasks.rules.policy import Policy, Rules
 from tasks.skills.base import Skill, SkillRegistry
 from tasks.skills.catalog import builtin_skills
+from tasks.skills.chat import ChatReader
 from tasks.skills.core import core_skills
 from tasks.skills.llm_client import LLM
 from tasks.store.db import Database
@@ -76,23 +77,23 @@ class Harness:
         policy: Policy | None = None,
         llm: LLM | None = None,
         extra: list[Skill] = (),
-        services: dict[str, Any] | None = None,
+        reader: ChatReader | None = None,
     ):
         self.store = Store(db)
         self.policy = policy or Policy()
         self.controls = Controls(self.store, self.policy)
         self.outbox = Outboxes(self.store)
         self.clock = clock
-        self.registry = SkillRegistry([*core_skills(), *builtin_skills(self.policy, llm), *extra])
+        self.registry = SkillRegistry(
+            [*core_skills(), *builtin_skills(self.policy, llm, reader=reader, schedules=self.controls), *extra]
+        )
         self.inline = InlinePlanner()
         planner: Planner = LLMPlanner(llm, self.registry, sleep=no_sleep) if llm else self.inline
-        self.services = {"controls": self.controls, **(services or {})}
         self.engine = Engine(
             self.store,
             self.registry,
             PlanSource({}, llm=planner),
             policy=self.policy,
-            services=self.services,
             clock=clock,
             config=EngineConfig(name="w1"),
         )

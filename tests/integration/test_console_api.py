@@ -299,7 +299,7 @@ async def test_chat_history_reads_the_thread_without_private_notices(console: Co
     await console.runtime.adapters["console"].notify(
         ConversationRef("console", "local", "general", thread=str(root["id"])), "bob", "psst"
     )
-    read = console.runtime.services["chat_reader"]
+    read = console.runtime.chat_reader
     conversation = {"platform": "console", "channel": "general", "thread": str(root["id"])}
     got = await read(conversation, 50)
     assert [m["user"] for m in got][:2] == ["alice", "bob"]

@@ -85,7 +85,6 @@ class Harness:
             policy=self.policy,
             clock=self.clock,
             config=EngineConfig(name=name, lease_seconds=30),
-            services={},
         )
 
     async def submit(

@@ -34,7 +34,7 @@ class Reader:
         ]
 
 
-def ctx(services: dict[str, Any]) -> StepContext:
+def ctx() -> StepContext:
     conv = {"platform": "slack", "channel": "C1", "thread": "T1"}
     return StepContext(
         task_id=1,
@@ -44,26 +44,25 @@ def ctx(services: dict[str, Any]) -> StepContext:
         conversation=conv,
         now=datetime.now(UTC),
         attempt=1,
-        services=services,
     )
 
 
 async def test_history_reads_this_thread_by_default() -> None:
     reader = Reader()
-    got = await ChatHistory().run(ctx({"chat_reader": reader}), {"limit": 10})
+    got = await ChatHistory(reader).run(ctx(), {"limit": 10})
     assert reader.calls == [({"platform": "slack", "channel": "C1", "thread": "T1"}, 10)]
     assert got.output["text"] == "ann: ship it\nbo: ok" and got.output["untrusted"] is True
 
 
 async def test_history_of_another_channel_reads_the_channel_not_the_thread() -> None:
     reader = Reader()
-    await ChatHistory().run(ctx({"chat_reader": reader}), {"channel": "C9"})
+    await ChatHistory(reader).run(ctx(), {"channel": "C9"})
     assert reader.calls[0] == ({"platform": "slack", "channel": "C9", "thread": None}, 50)
 
 
 async def test_history_without_a_reader_fails_clearly() -> None:
     with pytest.raises(SkillError, match="cannot read chat history"):
-        await ChatHistory().run(ctx({}), {})
+        await ChatHistory().run(ctx(), {})
 
 
 class RateLimited:
@@ -78,7 +77,7 @@ class RateLimited:
 async def test_a_read_over_the_platforms_limit_is_retried_when_the_platform_allows() -> None:
     reader = AdapterHistory({"slack": RateLimited()})  # type: ignore[dict-item]
     with pytest.raises(SkillError) as e:
-        await ChatHistory().run(ctx({"chat_reader": reader}), {})
+        await ChatHistory(reader).run(ctx(), {})
     assert e.value.retryable and e.value.retry_after == 42.0
 
 
@@ -86,7 +85,7 @@ async def test_library_playbooks_load_when_their_skills_exist_and_run(db: Databa
     from tasks.planning.playbooks import library_playbooks
 
     reader = Reader()
-    h = Harness(db, clock, policy=NO_APPROVALS, services={"chat_reader": reader})
+    h = Harness(db, clock, policy=NO_APPROVALS, reader=reader)
     assert "channel-digest" not in library_playbooks(h.registry.names())  # no LLM here
     books = library_playbooks([*h.registry.names(), "llm.summarize"])
     assert {"channel-digest", "webhook-notify", "standup-reminder", "fetch-digest"} <= set(books)

@@ -76,3 +76,26 @@ def test_no_test_module_imports_another() -> None:
                 if n.startswith("tests.") and n.split(".")[-1].startswith("test_")
             ]
     assert offenders == []
+
+
+def test_the_composition_root_is_typed() -> None:
+    """No service dictionary keyed by strings, no imports by string: a skill is built with the
+    typed collaborators it declares (`ChatHistory(reader)`, `ChatPost(targets)`, `ScheduleCreate(schedules)`)."""
+    from dataclasses import fields
+    from inspect import signature
+
+    from tasks.skills.base import StepContext
+    from tasks.skills.chat import ChatHistory, ChatReader
+    from tasks.skills.core import ChatPost, TargetCheck
+    from tasks.skills.schedule import ScheduleBook, ScheduleCreate
+
+    assert "services" not in {f.name for f in fields(StepContext)}
+    for skill, needs in ((ChatHistory, ChatReader), (ChatPost, TargetCheck), (ScheduleCreate, ScheduleBook)):
+        assert needs.__name__ in str(signature(skill).parameters)
+    offenders = []
+    for package in ("bot", "tasks"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            text = path.read_text()
+            if "import_module(" in text or 'services["' in text or "services.get(" in text:
+                offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == []
