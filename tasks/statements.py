@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Insert, Select, Update, and_, bindparam, case, func, insert, or_, select, update
 
 from tasks.dialects import Dialect
-from tasks.models import APPROVAL, EVENT, LEASE, MESSAGE, OUTBOX, SCHEDULE, SPEND, STEP, TASK
+from tasks.models import APPROVAL, CARD, EVENT, LEASE, MESSAGE, OUTBOX, SCHEDULE, SPEND, STEP, TASK
 from tasks.states import CLAIMABLE, StepState, TaskState
 from tasks.tx import Tx
 
@@ -339,3 +339,108 @@ def step_seconds(dialect: Dialect, buckets: Sequence[float]) -> Select[Any]:
     timed = and_(STEP.c.started_at.is_not(None), STEP.c.finished_at.is_not(None))
     cols = [func.sum(case((seconds <= b, 1), else_=0)) for b in buckets]
     return select(STEP.c.skill, func.count(), func.sum(seconds), *cols).where(timed).group_by(STEP.c.skill)
+
+
+# -- intake and reads (tasks/store.py) ---------------------------------------------
+
+_INTAKE: dict[tuple[str, tuple[str, ...]], Any] = {}
+SAME_TASK = select(TASK.c.id).where(
+    TASK.c.platform == bindparam("p_platform"), TASK.c.tenant == bindparam("p_tenant"),
+    TASK.c.dedupe_key == bindparam("p_dedupe"),
+)  # fmt: skip
+
+
+def intake(dialect: Dialect, keys: tuple[str, ...]) -> Any:
+    """The prebuilt INSERT of a new task that does nothing when its dedupe key is taken."""
+    stmt = _INTAKE.get((dialect.name, keys))
+    if stmt is None:
+        ins = dialect.insert(TASK).values({k: bindparam(f"v_{k}") for k in keys})
+        stmt = ins.on_conflict_do_nothing(index_elements=["platform", "tenant", "dedupe_key"]).returning(TASK.c.id)
+        _INTAKE[(dialect.name, keys)] = stmt
+    return stmt
+
+
+def tasks_listed(limit: int, states: Sequence[str] | None, requester: str | None, platform: str | None,
+                 tenant: str | None) -> Select[Any]:  # fmt: skip
+    """The latest tasks, newest first, narrowed by whichever of the filters is given."""
+    stmt = select(TASK).order_by(TASK.c.id.desc()).limit(limit)
+    if states:
+        stmt = stmt.where(TASK.c.state.in_(list(states)))
+    if requester:
+        stmt = stmt.where(TASK.c.requester == requester)
+    if platform:
+        stmt = stmt.where(TASK.c.platform == platform)
+    if tenant is not None:
+        stmt = stmt.where(TASK.c.tenant == tenant)
+    return stmt
+
+
+def events_after(after_id: int, limit: int, task_id: int | None) -> Select[Any]:
+    stmt = select(EVENT).where(EVENT.c.id > after_id).order_by(EVENT.c.id).limit(limit)
+    return stmt.where(EVENT.c.task_id == task_id) if task_id is not None else stmt
+
+
+def task_hold(task_id: int) -> Select[Any]:
+    """A task's state and lease holder: why a fenced move changed no row."""
+    return select(TASK.c.state, TASK.c.lease_holder).where(TASK.c.id == task_id)
+
+
+def task_let_go(task_id: int, worker: str, values: Mapping[str, Any]) -> Update:
+    """A worker lets go of its task (with `values`), if it still holds it."""
+    return update(TASK).where(TASK.c.id == task_id, TASK.c.lease_holder == worker).values(**values)
+
+
+def outbox_post(dialect: Dialect, row: Mapping[str, Any]) -> Any:
+    """A message, written once per idempotency key when it has one."""
+    ins = dialect.insert(OUTBOX).values(**row)
+    return ins.on_conflict_do_nothing(index_elements=["idempotency_key"]) if row["idempotency_key"] is not None else ins
+
+
+# -- the outbox as delivery sees it (tasks/outbox.py) ----------------------------------
+
+OUTBOX_BY_STATE = select(OUTBOX.c.state, func.count()).group_by(OUTBOX.c.state)
+
+
+def outbox_by_key(idempotency_key: str) -> Select[Any]:
+    return select(OUTBOX.c.id, OUTBOX.c.state, OUTBOX.c.error).where(OUTBOX.c.idempotency_key == idempotency_key)
+
+
+def outbox_rows(task_id: int | None) -> Select[Any]:
+    stmt = select(OUTBOX).order_by(OUTBOX.c.id)
+    return stmt.where(OUTBOX.c.task_id == task_id) if task_id is not None else stmt
+
+
+def outbox_of_cards(keys: Collection[str]) -> Select[Any]:
+    """Every pending or sending row of these cards."""
+    return select(OUTBOX).where(OUTBOX.c.card_key.in_(keys), OUTBOX.c.state.in_(["pending", "sending"]))
+
+
+def outbox_set(outbox_id: int, values: Mapping[str, Any]) -> Update:
+    return update(OUTBOX).where(OUTBOX.c.id == outbox_id).values(**values)
+
+
+def outbox_superseded(ids: Collection[int]) -> Update:
+    return update(OUTBOX).where(OUTBOX.c.id.in_(ids), OUTBOX.c.state == "pending").values(state="superseded")
+
+
+def outbox_sent(outbox_id: int, message: Mapping[str, Any] | None, now: datetime) -> Update:
+    """The platform took the row; returns what the card and a waiting step need."""
+    return (update(OUTBOX).where(OUTBOX.c.id == outbox_id)
+            .values(state="sent", sent_at=now, message=message, error=None)
+            .returning(OUTBOX.c.card_key, OUTBOX.c.platform, OUTBOX.c.task_id, OUTBOX.c.idempotency_key))  # fmt: skip
+
+
+def outbox_dead(outbox_id: int, error: str) -> Update:
+    """The platform refused the row for good; returns what a waiting step needs."""
+    return (update(OUTBOX).where(OUTBOX.c.id == outbox_id).values(error=error, state="dead")
+            .returning(OUTBOX.c.task_id, OUTBOX.c.idempotency_key))  # fmt: skip
+
+
+def card_posted(dialect: Dialect, card_key: str, platform: str, message: Mapping[str, Any], now: datetime) -> Any:
+    """Where a card was delivered (its platform message), so later updates edit it."""
+    ins = dialect.insert(CARD).values(card_key=card_key, platform=platform, message=message, updated_at=now)
+    return ins.on_conflict_do_update(index_elements=["card_key"], set_={"message": message, "updated_at": now})
+
+
+def card_message(key: str) -> Select[Any]:
+    return select(CARD.c.message).where(CARD.c.card_key == key)
