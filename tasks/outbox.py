@@ -16,13 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
-
 from tasks import statements as sql
 from tasks.coalescing import coalesce
-from tasks.models import CARD, OUTBOX, STEP, TASK, Outbox, from_row
+from tasks.models import Outbox, from_row
 from tasks.skills import Delivered
-from tasks.states import StepState, TaskState
 from tasks.store import Store
 from tasks.tx import Tx
 
@@ -60,33 +57,18 @@ class Outboxes:
 
     def _claim(self, tx: Tx, now: datetime, limit: int, hold: float,
                platforms: frozenset[str] | None) -> list[Claimed]:  # fmt: skip
-        where = [OUTBOX.c.state.in_(["pending", "sending"]), OUTBOX.c.next_attempt_at <= now]
-        if platforms is not None:
-            where.append(OUTBOX.c.platform.in_(sorted(platforms)))
-        due = tx.conn.execute(
-            select(OUTBOX)
-            .where(*where)
-            # Oldest due first: a row that failed and waits for its retry goes behind
-            # rows that have not been tried yet, so a throttled card cannot starve posts.
-            .order_by(OUTBOX.c.next_attempt_at, OUTBOX.c.id)
-            .limit(limit * 4)
-            .with_for_update(skip_locked=True)
-        ).all()
+        due = tx.conn.execute(sql.outbox_due(now, limit * 4, platforms)).all()
         picked, payloads = self._coalesce(tx, due, now, limit)
         if not picked:
             return []
         # Mark them sending, unless another process claimed one meanwhile.
-        claimable = or_(OUTBOX.c.state == "pending", OUTBOX.c.next_attempt_at <= now)
-        got = set(tx.conn.execute(
-            update(OUTBOX).where(OUTBOX.c.id.in_([r.id for r in picked]), claimable).values(
-                state="sending", attempts=OUTBOX.c.attempts + 1,
-                next_attempt_at=now + timedelta(seconds=hold)).returning(OUTBOX.c.id)
-        ).scalars())  # fmt: skip
+        until = now + timedelta(seconds=hold)
+        got = set(tx.conn.execute(sql.outbox_sending([r.id for r in picked], now, until)).scalars())
         chosen = [r for r in picked if r.id in got]
         keys = [r.card_key for r in chosen if r.card_key]
         cards = {
             c.card_key: c.message
-            for c in tx.conn.execute(select(CARD).where(CARD.c.card_key.in_(keys)))
+            for c in tx.conn.execute(sql.card_messages(keys))
         } if keys else {}  # fmt: skip
         out = []
         for r in chosen:
@@ -158,11 +140,5 @@ def _wake_poster(tx: Tx, row: Any, now: datetime) -> None:
     waits for that answer, so it and its task are due now (see `ChatPost`)."""
     if row.task_id is None or row.idempotency_key is None:
         return
-    tx.conn.execute(
-        update(STEP).where(STEP.c.task_id == row.task_id, STEP.c.idempotency_key == row.idempotency_key,
-                           STEP.c.state == StepState.SLEEPING.value).values(wake_at=now)
-    )  # fmt: skip
-    tx.conn.execute(
-        update(TASK).where(TASK.c.id == row.task_id, TASK.c.state == TaskState.RUNNING.value,
-                           TASK.c.run_after > now).values(run_after=now)
-    )  # fmt: skip
+    tx.conn.execute(sql.poster_woken(row.task_id, row.idempotency_key, now))
+    tx.conn.execute(sql.running_task_due(row.task_id, now))

@@ -444,3 +444,54 @@ def card_posted(dialect: Dialect, card_key: str, platform: str, message: Mapping
 
 def card_message(key: str) -> Select[Any]:
     return select(CARD.c.message).where(CARD.c.card_key == key)
+
+
+# -- claims, leases and wake-ups ---------------------------------------------------------
+
+
+def tasks_leased(ids: Collection[int], worker: str, until: datetime) -> Update:
+    """The claimed tasks (locked by CLAIMABLE_TASKS) are this worker's until `until`."""
+    return update(TASK).where(TASK.c.id.in_(ids)).values(lease_holder=worker, lease_expires_at=until)
+
+
+def leases_renewed(ids: Collection[int], worker: str, until: datetime) -> Update:
+    """Extend the leases `worker` still holds on claimable tasks; returns the ids kept."""
+    return (update(TASK)
+            .where(TASK.c.id.in_(ids), TASK.c.lease_holder == worker, TASK.c.state.in_([s.value for s in CLAIMABLE]))
+            .values(lease_expires_at=until).returning(TASK.c.id))  # fmt: skip
+
+
+def outbox_due(now: datetime, limit: int, platforms: frozenset[str] | None) -> Select[Any]:
+    """Due rows (of `platforms` only, when given), skipping rows another process holds."""
+    where = [OUTBOX.c.state.in_(["pending", "sending"]), OUTBOX.c.next_attempt_at <= now]
+    if platforms is not None:
+        where.append(OUTBOX.c.platform.in_(sorted(platforms)))
+    return (select(OUTBOX).where(*where)
+            # Oldest due first: a row that failed and waits for its retry goes behind
+            # rows that have not been tried yet, so a throttled card cannot starve posts.
+            .order_by(OUTBOX.c.next_attempt_at, OUTBOX.c.id).limit(limit)
+            .with_for_update(skip_locked=True))  # fmt: skip
+
+
+def outbox_sending(ids: Collection[int], now: datetime, until: datetime) -> Update:
+    """Mark rows `sending` until `until`, unless another process claimed one meanwhile; returns the ids taken."""
+    claimable = or_(OUTBOX.c.state == "pending", OUTBOX.c.next_attempt_at <= now)
+    return (update(OUTBOX).where(OUTBOX.c.id.in_(ids), claimable)
+            .values(state="sending", attempts=OUTBOX.c.attempts + 1, next_attempt_at=until)
+            .returning(OUTBOX.c.id))  # fmt: skip
+
+
+def card_messages(keys: Collection[str]) -> Select[Any]:
+    return select(CARD).where(CARD.c.card_key.in_(keys))
+
+
+def poster_woken(task_id: int, idempotency_key: str, now: datetime) -> Update:
+    """The step sleeping on the post written under this key is due now."""
+    return (update(STEP).where(STEP.c.task_id == task_id, STEP.c.idempotency_key == idempotency_key,
+                               STEP.c.state == StepState.SLEEPING.value).values(wake_at=now))  # fmt: skip
+
+
+def running_task_due(task_id: int, now: datetime) -> Update:
+    """A running task sleeping past `now` is due now."""
+    return (update(TASK).where(TASK.c.id == task_id, TASK.c.state == TaskState.RUNNING.value,
+                               TASK.c.run_after > now).values(run_after=now))  # fmt: skip

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
-
 from tasks import statements
 from tasks.db import Database
 from tasks.models import APPROVAL as APPROVAL
@@ -26,7 +24,7 @@ from tasks.models import Approval, Event, Step, Task, from_row
 from tasks.rows import card_update, event_row, outbox_row
 from tasks.statements import BY_ID, CLAIMABLE_TASKS, task_params, task_update
 from tasks.statements import update_step as update_step
-from tasks.states import CLAIMABLE, IllegalTransition, TaskState, can_transition, check_transition, sources_for
+from tasks.states import IllegalTransition, TaskState, can_transition, check_transition, sources_for
 from tasks.tx import Tx
 from tasks.views import Figures, TaskView
 
@@ -170,7 +168,7 @@ class Store:
             return []
         ids = [r.id for r in rows]
         until = now + timedelta(seconds=lease_seconds)
-        tx.conn.execute(update(TASK).where(TASK.c.id.in_(ids)).values(lease_holder=worker, lease_expires_at=until))
+        tx.conn.execute(statements.tasks_leased(ids, worker, until))
         tasks = []
         for r in rows:
             if r.lease_holder is not None:
@@ -191,13 +189,8 @@ class Store:
 
         def q(group: list[int]) -> Any:
             def unit(tx: Tx) -> set[int]:
-                kept = tx.conn.execute(
-                    update(TASK)
-                    .where(TASK.c.id.in_(group), TASK.c.lease_holder == worker,
-                           TASK.c.state.in_([s.value for s in CLAIMABLE]))
-                    .values(lease_expires_at=t + timedelta(seconds=lease_seconds))
-                    .returning(TASK.c.id)
-                ).scalars().all()  # fmt: skip
+                until = t + timedelta(seconds=lease_seconds)
+                kept = tx.conn.execute(statements.leases_renewed(group, worker, until)).scalars().all()
                 return set(group) - set(kept)
 
             return unit
