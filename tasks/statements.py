@@ -15,7 +15,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, Select, Update, and_, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import Insert, Select, Update, and_, bindparam, case, func, insert, or_, select, text, update
 
 from tasks.dialects import Dialect
 from tasks.models import APPROVAL, CARD, EVENT, LEASE, MESSAGE, OUTBOX, SCHEDULE, SPEND, STEP, TASK
@@ -342,6 +342,8 @@ def step_seconds(dialect: Dialect, buckets: Sequence[float]) -> Select[Any]:
 
 
 # -- intake and reads (tasks/store.py) ---------------------------------------------
+
+PING = text("SELECT 1")
 
 _INTAKE: dict[tuple[str, tuple[str, ...]], Any] = {}
 SAME_TASK = select(TASK.c.id).where(

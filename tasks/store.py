@@ -85,6 +85,10 @@ class Store:
 
     # -- reads ------------------------------------------------------------
 
+    async def ping(self) -> None:
+        """A round trip to the database (readiness checks)."""
+        await self.db.run(lambda tx: tx.conn.execute(statements.PING).scalar())
+
     async def get_task(self, task_id: int) -> Task | None:
         return await self.db.run(lambda tx: self.task_in(tx, task_id), task_id)
 
