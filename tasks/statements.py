@@ -15,10 +15,31 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, Select, Update, and_, bindparam, case, func, insert, or_, select, text, update
+from sqlalchemy import (
+    Delete,
+    Insert,
+    Select,
+    String,
+    Update,
+    and_,
+    bindparam,
+    case,
+    cast,
+    delete,
+    false,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    union,
+    update,
+)
 
 from tasks.dialects import Dialect
 from tasks.models import APPROVAL, CARD, EVENT, LEASE, MESSAGE, OUTBOX, SCHEDULE, SPEND, STEP, TASK
+from tasks.retention import FINISHED, OUTBOX_DONE, OUTBOX_LIVE, Cutoffs
 from tasks.states import CLAIMABLE, StepState, TaskState
 from tasks.tx import Tx
 
@@ -497,3 +518,122 @@ def running_task_due(task_id: int, now: datetime) -> Update:
     """A running task sleeping past `now` is due now."""
     return (update(TASK).where(TASK.c.id == task_id, TASK.c.state == TaskState.RUNNING.value,
                                TASK.c.run_after > now).values(run_after=now))  # fmt: skip
+
+
+# -- retention: the rules of tasks/retention.py as SQL (tasks/pruning.py) ------------
+
+PRUNE_CHILDREN = (("step", STEP), ("approval", APPROVAL), ("event", EVENT), ("outbox", OUTBOX))
+
+
+def _prunable_task(cut: datetime) -> Any:
+    """`retention.task_prunable` as a condition on the task row."""
+    undelivered = select(OUTBOX.c.id).where(OUTBOX.c.task_id == TASK.c.id, OUTBOX.c.state.in_(OUTBOX_LIVE))
+    return TASK.c.state.in_(FINISHED) & (TASK.c.updated_at < cut) & ~undelivered.exists()
+
+
+def _finished(cut: datetime) -> Select[Any]:
+    return select(TASK.c.id).where(_prunable_task(cut))
+
+
+def _outbox_done(cut: datetime) -> Any:
+    return OUTBOX.c.state.in_(OUTBOX_DONE) & (OUTBOX.c.created_at < cut) & (OUTBOX.c.next_attempt_at < cut)
+
+
+def _old_message(cut: datetime, going: Any = None) -> Any:
+    """`retention.message_prunable` as a condition on the message row; the
+    cards of `going` (a select of task ids) count as gone already."""
+    card = select(CARD.c.card_key).where(CARD.c.card_key == MESSAGE.c.key)
+    if going is not None:
+        card = card.where(CARD.c.card_key.not_in(_card_keys(going)))
+    return (MESSAGE.c.updated_at < cut) & ~card.exists()
+
+
+def _card_keys(ids: Any) -> Any:
+    """The card keys of these tasks: their task card, their approval cards and
+    any other key their outbox rows name."""
+    return union(
+        select(literal("task:") + cast(TASK.c.id, String)).where(TASK.c.id.in_(ids)),
+        select(literal("approval:") + cast(APPROVAL.c.id, String)).where(APPROVAL.c.task_id.in_(ids)),
+        select(OUTBOX.c.card_key).where(OUTBOX.c.task_id.in_(ids), OUTBOX.c.card_key.is_not(None)),
+    )
+
+
+def _count(table: Any, where: Any) -> Select[Any]:
+    return select(func.count()).select_from(table).where(where)
+
+
+def prune_counts(cut: Cutoffs) -> dict[str, Select[Any]]:
+    """Per table, the count of rows a prune at these cutoffs would remove (the dry run)."""
+    counts: dict[str, Select[Any]] = {}
+    of_tasks = None
+    events: list[Any] = [false()]
+    if cut.tasks is not None:
+        of_tasks = _finished(cut.tasks)
+        counts["task"] = _count(TASK, _prunable_task(cut.tasks))
+        counts["step"] = _count(STEP, STEP.c.task_id.in_(of_tasks))
+        counts["approval"] = _count(APPROVAL, APPROVAL.c.task_id.in_(of_tasks))
+        counts["card"] = _count(CARD, CARD.c.card_key.in_(_card_keys(of_tasks)))
+        events = [EVENT.c.task_id.in_(of_tasks), EVENT.c.task_id.is_(None) & (EVENT.c.at < cut.tasks)]
+    counts["event"] = _count(EVENT, or_(*events))
+    outbox = [OUTBOX.c.task_id.in_(of_tasks)] if of_tasks is not None else []
+    if cut.outbox is not None:
+        outbox.append(_outbox_done(cut.outbox))
+    counts["outbox"] = _count(OUTBOX, or_(false(), *outbox))
+    if cut.transcript is not None:
+        counts["chat_message"] = _count(MESSAGE, _old_message(cut.transcript, of_tasks))
+    return counts
+
+
+def prune_candidates(cut: datetime, limit: int) -> Select[Any]:
+    """The next prunable tasks, oldest first, each with its rows counted (the task's own included)."""
+    rows = [func.coalesce(select(func.count()).where(t.c.task_id == TASK.c.id).scalar_subquery(), 0)
+            for _, t in PRUNE_CHILDREN]  # fmt: skip
+    total = sum(rows[1:], rows[0]) + 1
+    return select(TASK.c.id, total).where(_prunable_task(cut)).order_by(TASK.c.id).limit(limit)
+
+
+def events_of_tasks(ids: Collection[int]) -> Select[Any]:
+    return select(EVENT).where(EVENT.c.task_id.in_(ids)).order_by(EVENT.c.id)
+
+
+def prunable_locked(cut: datetime, ids: Collection[int]) -> Select[Any]:
+    """Those of these tasks still prunable, under their row lock."""
+    return _finished(cut).where(TASK.c.id.in_(ids)).with_for_update(skip_locked=True)
+
+
+def event_ids_of(ids: Collection[int]) -> Select[Any]:
+    return select(EVENT.c.task_id, EVENT.c.id).where(EVENT.c.task_id.in_(ids))
+
+
+def tasks_pruned(ids: Collection[int]) -> list[tuple[str, Delete]]:
+    """Every row of these tasks, by table: cards and children first, the task rows last."""
+    gone = sorted(ids)
+    out = [("card", delete(CARD).where(CARD.c.card_key.in_(_card_keys(gone))))]
+    out += [(name, delete(table).where(table.c.task_id.in_(gone))) for name, table in PRUNE_CHILDREN]
+    return [*out, ("task", delete(TASK).where(TASK.c.id.in_(gone)))]
+
+
+def _oldest_deleted(table: Any, where: Any, limit: int) -> Delete:
+    """Up to `limit` rows matching `where`, oldest first, skipping rows another
+    pruner holds (PostgreSQL; SQLite has one writer)."""
+    oldest = select(table.c.id).where(where).order_by(table.c.id).limit(limit).with_for_update(skip_locked=True)
+    return delete(table).where(table.c.id.in_(oldest))
+
+
+def outbox_pruned(cut: datetime, limit: int) -> Delete:
+    """Up to `limit` of the oldest outbox rows done before `cut`."""
+    return _oldest_deleted(OUTBOX, _outbox_done(cut), limit)
+
+
+def messages_pruned(cut: datetime, limit: int) -> Delete:
+    """Up to `limit` of the oldest transcript messages past `cut` that show no live card."""
+    return _oldest_deleted(MESSAGE, _old_message(cut), limit)
+
+
+def loose_events(cut: datetime, limit: int) -> Select[Any]:
+    """The oldest audit events of no task, older than `cut`."""
+    return select(EVENT).where(EVENT.c.task_id.is_(None) & (EVENT.c.at < cut)).order_by(EVENT.c.id).limit(limit)
+
+
+def events_deleted(ids: Collection[int]) -> Delete:
+    return delete(EVENT).where(EVENT.c.id.in_(ids))
