@@ -185,7 +185,6 @@ class Store:
     async def renew(self, worker: str, ids: Sequence[int], lease_seconds: float, now: datetime) -> set[int]:
         """Extend the leases this worker holds; returns the ids it has lost. One
         update per database lane, so a renewal locks rows in one lane only."""
-        t = now
         lanes = self.db.lanes
         groups: dict[int, list[int]] = {}
         for i in ids:
@@ -193,7 +192,7 @@ class Store:
 
         def q(group: list[int]) -> Any:
             def unit(tx: Tx) -> set[int]:
-                until = t + timedelta(seconds=lease_seconds)
+                until = now + timedelta(seconds=lease_seconds)
                 kept = tx.conn.execute(statements.leases_renewed(group, worker, until)).scalars().all()
                 return set(group) - set(kept)
 
@@ -317,9 +316,8 @@ class Store:
         now: datetime,
     ) -> bool:
         """Queue a message (a reply, a private notice) once per idempotency key."""
-        t = now
         row = outbox_row(task_id=task_id, platform=platform, kind=kind, conversation=conversation,
-                         now=t, payload=payload, idempotency_key=idempotency_key)  # fmt: skip
+                         now=now, payload=payload, idempotency_key=idempotency_key)  # fmt: skip
 
         def q(tx: Tx) -> bool:
             return bool(tx.conn.execute(statements.outbox_post(self.db.dialect, row)).rowcount)
