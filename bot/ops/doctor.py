@@ -25,10 +25,10 @@ def _sqlite_file(url: str) -> Path | None:
 
 
 async def _database(settings: Settings) -> Check:
-    from sqlalchemy import text
 
     from tasks.store import schema
     from tasks.store.db import Database
+    from tasks.store.store import Store
 
     sqlite = _sqlite_file(settings.database_url)
     if sqlite is not None and not sqlite.exists():
@@ -36,7 +36,7 @@ async def _database(settings: Settings) -> Check:
         return "database", True, f"no SQLite file at {sqlite} yet: `cowork serve` creates it and migrates it"
     db = Database(settings.database_url)
     try:
-        await db.run(lambda tx: tx.conn.execute(text("SELECT 1")))
+        await Store(db).ping()
         rev = await asyncio.to_thread(schema.current, settings.database_url)
     except Exception as e:
         return "database", False, f"cannot connect: {_first_line(e)}"

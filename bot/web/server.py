@@ -11,7 +11,6 @@ import logging
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import text
 
 from bot.assembly.runtime import Runtime
 from bot.web.metrics import mount_metrics
@@ -27,7 +26,7 @@ async def healthz(request: web.Request) -> web.Response:
     if request.query.get("ready") in (None, "", "0"):
         return web.json_response({"status": "ok"})
     try:
-        await runtime.db.run(lambda tx: tx.conn.execute(text("SELECT 1")).scalar())
+        await runtime.store.ping()
     except Exception as e:
         return web.json_response({"status": "unavailable", "database": str(e)[:200]}, status=503)
     return web.json_response({"status": "ok", "database": "ok"})

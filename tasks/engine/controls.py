@@ -48,36 +48,33 @@ class Controls:
     # -- commands -----------------------------------------------------------
 
     async def cancel(self, task_id: int, actor: str, now: datetime) -> None:
-        t = now
 
         def q(tx: Tx) -> None:
             row = self.store.transition(
-                tx, task_id, TaskState.CANCELLED, actor=actor, now=t,
-                values={"finished_at": t, "lease_holder": None, "lease_expires_at": None},
+                tx, task_id, TaskState.CANCELLED, actor=actor, now=now,
+                values={"finished_at": now, "lease_holder": None, "lease_expires_at": None},
             )  # fmt: skip
-            tx.conn.execute(sql.cancel_open_steps(task_id, t))
-            self._close_approvals(tx, task_id, "cancelled", t)
-            summary_update(tx, task_id, row.platform, row.conversation, t)
+            tx.conn.execute(sql.cancel_open_steps(task_id, now))
+            self._close_approvals(tx, task_id, "cancelled", now)
+            summary_update(tx, task_id, row.platform, row.conversation, now)
 
         await self.db.run(q)
 
     async def pause(self, task_id: int, actor: str, reason: str = "paused", *, now: datetime) -> None:
-        t = now
         await self.db.run(lambda tx: self.store.transition(
-            tx, task_id, TaskState.PAUSED, actor=actor, now=t, detail={"reason": reason},
+            tx, task_id, TaskState.PAUSED, actor=actor, now=now, detail={"reason": reason},
             values={"pause_reason": reason, "lease_holder": None, "lease_expires_at": None},
         ))  # fmt: skip
 
     async def resume(self, task_id: int, actor: str, now: datetime) -> str:
-        t = now
 
         def q(tx: Tx) -> str:
             task = self.store.task_in(tx, task_id)
             if task is None:
                 raise NotFound(f"no task {task_id}")
             waiting = tx.conn.execute(sql.waiting_step(task_id)).first()
-            move = states.resume(planned=task.plan is not None, waiting_step=waiting is not None, now=t)
-            self.store.transition(tx, task_id, move.target, actor=actor, now=t, kind=move.kind,
+            move = states.resume(planned=task.plan is not None, waiting_step=waiting is not None, now=now)
+            self.store.transition(tx, task_id, move.target, actor=actor, now=now, kind=move.kind,
                                   values=dict(move.values))  # fmt: skip
             return move.target.value
 
@@ -85,14 +82,13 @@ class Controls:
 
     async def retry(self, task_id: int, actor: str, now: datetime) -> None:
         """Run a failed (or expired) task again from its failed steps; finished steps stay."""
-        t = now
 
         def q(tx: Tx) -> None:
             task = self.store.task_in(tx, task_id)
             if task is None:
                 raise NotFound(f"no task {task_id}")
-            again = states.retry(planned=task.plan is not None, state=task.state, now=t)
-            self.store.transition(tx, task_id, again.move.target, actor=actor, now=t, kind=again.move.kind,
+            again = states.retry(planned=task.plan is not None, state=task.state, now=now)
+            self.store.transition(tx, task_id, again.move.target, actor=actor, now=now, kind=again.move.kind,
                                   values=dict(again.move.values))  # fmt: skip
             tx.conn.execute(sql.steps_in(task_id, again.steps_in, again.step_values))
 
@@ -104,8 +100,7 @@ class Controls:
                      now: datetime) -> DecisionResult:  # fmt: skip
         """A person's click. `approver` is who clicked, where: only a person of the
         task's own platform and workspace may decide; any refusal is audited."""
-        t = now
-        return await self.db.run(lambda tx: self._decide(tx, approval_id, approver, approve, t))
+        return await self.db.run(lambda tx: self._decide(tx, approval_id, approver, approve, now))
 
     def _decide(self, tx: Tx, approval_id: int, who: Approver, approve: bool, now: datetime) -> DecisionResult:
         a = tx.conn.execute(sql.approval_locked(approval_id)).first()
@@ -166,24 +161,23 @@ class Controls:
 
     async def expire_approvals(self, now: datetime) -> list[int]:
         """Pending approvals past their expiry: the approval and its task expire."""
-        t = now
 
         def q(tx: Tx) -> list[int]:
-            due = tx.conn.execute(sql.approvals_expired(t)).all()
+            due = tx.conn.execute(sql.approvals_expired(now)).all()
             tasks = {a.task_id for a in due}
             found: Any = tx.conn.execute(sql.task_states(tasks)) if tasks else []
             task_states = {int(i): str(s) for i, s in found}
             for e in approval_rules.expiries(due, task_states):
                 tx.conn.execute(sql.approval_set(e.approval_id, {"state": "expired"}))
-                tx.insert_later(EVENT, event_row(e.task_id, "scheduler", "approval.expired", t,
+                tx.insert_later(EVENT, event_row(e.task_id, "scheduler", "approval.expired", now,
                                                  approval=e.approval_id, step=e.step_key))  # fmt: skip
-                self._approval_card(tx, e.approval_id, e.task_id, t)
+                self._approval_card(tx, e.approval_id, e.task_id, now)
                 if e.task_error is not None:
                     row = self.store.transition(
-                        tx, e.task_id, TaskState.EXPIRED, actor="scheduler", now=t,
-                        detail={"reason": "approval expired"}, values={"finished_at": t, "error": e.task_error},
+                        tx, e.task_id, TaskState.EXPIRED, actor="scheduler", now=now,
+                        detail={"reason": "approval expired"}, values={"finished_at": now, "error": e.task_error},
                     )  # fmt: skip
-                    summary_update(tx, e.task_id, row.platform, row.conversation, t)
+                    summary_update(tx, e.task_id, row.platform, row.conversation, now)
             return [a.id for a in due]
 
         return await self.db.run(q)
@@ -192,7 +186,6 @@ class Controls:
         """Pending approvals older than their scope's `escalate_after_seconds`
         gain the `escalate_to` people as approvers (once), with an event and a
         refreshed approval card. Returns the ids of the approvals escalated."""
-        t = now
 
         def q(tx: Tx) -> list[int]:
             pending = tx.conn.execute(sql.approvals_pending_with_tasks()).all()
@@ -200,13 +193,13 @@ class Controls:
             for a in pending:
                 channel = str((a.conversation or {}).get("channel", ""))
                 rules = self.policy.rules_for(a.platform, a.tenant, channel)
-                added = rules.escalation(list(a.approvers or []), a.created_at, t)
+                added = rules.escalation(list(a.approvers or []), a.created_at, now)
                 if not added:
                     continue
                 tx.conn.execute(sql.approval_set(a.id, {"approvers": [*(a.approvers or []), *added]}))
-                tx.insert_later(EVENT, event_row(a.task_id, "scheduler", "approval.escalated", t,
+                tx.insert_later(EVENT, event_row(a.task_id, "scheduler", "approval.escalated", now,
                                                  approval=a.id, step=a.step_key, added=added))  # fmt: skip
-                self._approval_card(tx, a.id, a.task_id, t)
+                self._approval_card(tx, a.id, a.task_id, now)
                 done.append(a.id)
             return done
 
@@ -216,15 +209,14 @@ class Controls:
 
     async def create_schedule(self, *, name: str, cron: str, timezone: str, new: NewTask,
                               now: datetime) -> int:  # fmt: skip
-        t = now
-        first = next_fire(cron, timezone, t)
+        first = next_fire(cron, timezone, now)
 
         def q(tx: Tx) -> int:
             sid = tx.conn.execute(sql.schedule_insert({
                 "name": name, "cron": cron, "timezone": timezone, "platform": new.platform, "tenant": new.tenant,
                 "requester": new.requester, "conversation": new.conversation, "text": new.text,
                 "playbook": new.playbook, "params": new.params, "enabled": True, "next_fire_at": first,
-                "created_at": t,
+                "created_at": now,
             })).scalar_one()  # fmt: skip
             return int(sid)
 
@@ -233,13 +225,12 @@ class Controls:
     async def fire_schedules(self, now: datetime) -> list[int]:
         """Enqueue one task per due fire time. The task's dedupe key is (schedule,
         fire time), so several workers firing at once make one task."""
-        t = now
 
         def q(tx: Tx) -> list[int]:
-            due = tx.conn.execute(sql.schedules_due(t)).all()
+            due = tx.conn.execute(sql.schedules_due(now)).all()
             created: list[int] = []
             for s in due:
-                created.extend(self._fire(tx, s, t))
+                created.extend(self._fire(tx, s, now))
             return created
 
         return await self.db.run(q)

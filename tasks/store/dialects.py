@@ -10,6 +10,7 @@ dbos-transact-py's `_sys_db_sqlite.py` / `_sys_db_postgres.py`.
 
 from __future__ import annotations
 
+import functools
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -108,10 +109,15 @@ class PostgreSQL(Dialect):
 
     def write_rows(self, cursor: Any, table: Table, keys: Sequence[str], sql: str, params: list[Any]) -> None:
         """COPY: one round trip and little work a row, on either side."""
-        columns = psql.SQL(", ").join(psql.Identifier(k) for k in keys)
-        with cursor.copy(psql.SQL("COPY {} ({}) FROM STDIN").format(psql.Identifier(table.name), columns)) as copy:
+        with cursor.copy(_copy_of(table.name, tuple(keys))) as copy:
             for p in params:
                 copy.write_row([p[k] for k in keys])
+
+
+@functools.cache
+def _copy_of(table: str, keys: tuple[str, ...]) -> psql.Composed:
+    columns = psql.SQL(", ").join(psql.Identifier(k) for k in keys)
+    return psql.SQL("COPY {} ({}) FROM STDIN").format(psql.Identifier(table), columns)
 
 
 def dialect_of(url: str) -> Dialect:

@@ -1,6 +1,7 @@
-"""Pruning: the retention rules of `tasks.rules.retention` as SQL, run in bounded
-batches (`Retention.batch` rows per transaction), so a prune never holds a
-long lock and a busy engine's group commits wait at most one batch.
+"""Pruning: the retention rules of `tasks.rules.retention` as SQL (the statements
+are in `tasks.store.statements`), run in bounded batches (`Retention.batch` rows per
+transaction), so a prune never holds a long lock and a busy engine's group
+commits wait at most one batch.
 
 A finished task's rows go together in one transaction (children and cards
 first, the task row last), chosen again under the row lock so a task retried
@@ -18,25 +19,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import Any
 
-from sqlalchemy import String, cast, delete, false, func, literal, or_, select, union
+from sqlalchemy import Delete
 
 from tasks.rules.retention import (
-    FINISHED,
-    OUTBOX_DONE,
-    OUTBOX_LIVE,
     TABLES,
     Cutoffs,
     Retention,
     cutoffs,
     fit_batch,
 )
+from tasks.store import statements as sql
 from tasks.store.db import Database
-from tasks.store.models import APPROVAL, CARD, EVENT, MESSAGE, OUTBOX, STEP, TASK, Event, loaded
+from tasks.store.models import Event, loaded
 from tasks.store.tx import Tx
 
-CHILDREN = (("step", STEP), ("approval", APPROVAL), ("event", EVENT), ("outbox", OUTBOX))
 Export = Callable[[Sequence[Event]], None]
 
 
@@ -58,122 +55,44 @@ class Pruned:
         return sum(self.removed.values())
 
 
-# -- the rules as SQL -------------------------------------------------------------
-
-
-def _prunable_task(cut: datetime) -> Any:
-    """`retention.task_prunable` as a condition on the task row."""
-    undelivered = select(OUTBOX.c.id).where(OUTBOX.c.task_id == TASK.c.id, OUTBOX.c.state.in_(OUTBOX_LIVE))
-    return TASK.c.state.in_(FINISHED) & (TASK.c.updated_at < cut) & ~undelivered.exists()
-
-
-def _finished(cut: datetime) -> Any:
-    return select(TASK.c.id).where(_prunable_task(cut))
-
-
-def _outbox_done(cut: datetime) -> Any:
-    return OUTBOX.c.state.in_(OUTBOX_DONE) & (OUTBOX.c.created_at < cut) & (OUTBOX.c.next_attempt_at < cut)
-
-
-def _old_message(cut: datetime, going: Any = None) -> Any:
-    """`retention.message_prunable` as a condition on the message row; the
-    cards of `going` (a select of task ids) count as gone already."""
-    card = select(CARD.c.card_key).where(CARD.c.card_key == MESSAGE.c.key)
-    if going is not None:
-        card = card.where(CARD.c.card_key.not_in(_card_keys(going)))
-    return (MESSAGE.c.updated_at < cut) & ~card.exists()
-
-
-def _card_keys(ids: Any) -> Any:
-    """The card keys of these tasks: their task card, their approval cards and
-    any other key their outbox rows name."""
-    return union(
-        select(literal("task:") + cast(TASK.c.id, String)).where(TASK.c.id.in_(ids)),
-        select(literal("approval:") + cast(APPROVAL.c.id, String)).where(APPROVAL.c.task_id.in_(ids)),
-        select(OUTBOX.c.card_key).where(OUTBOX.c.task_id.in_(ids), OUTBOX.c.card_key.is_not(None)),
-    )
-
-
-def _oldest(table: Any, where: Any, limit: int) -> Any:
-    """Up to `limit` ids matching `where`, oldest first, skipping rows another
-    pruner holds (PostgreSQL; SQLite has one writer)."""
-    return select(table.c.id).where(where).order_by(table.c.id).limit(limit).with_for_update(skip_locked=True)
-
-
-def _count(tx: Tx, table: Any, where: Any) -> int:
-    return int(tx.conn.execute(select(func.count()).select_from(table).where(where)).scalar_one())
+# -- units of work ---------------------------------------------------------------
 
 
 def plan(tx: Tx, cut: Cutoffs) -> dict[str, int]:
     """Rows per table that a prune at these cutoffs would remove (the dry run)."""
     counts = dict.fromkeys(TABLES, 0)
-    of_tasks = None
-    if cut.tasks is not None:
-        of_tasks = _finished(cut.tasks)
-        counts["task"] = _count(tx, TASK, _prunable_task(cut.tasks))
-        counts["step"] = _count(tx, STEP, STEP.c.task_id.in_(of_tasks))
-        counts["approval"] = _count(tx, APPROVAL, APPROVAL.c.task_id.in_(of_tasks))
-        counts["card"] = _count(tx, CARD, CARD.c.card_key.in_(_card_keys(of_tasks)))
-    counts["event"] = _count(tx, EVENT, or_(*_event_rules(cut, of_tasks)))
-    outbox = [OUTBOX.c.task_id.in_(of_tasks)] if of_tasks is not None else []
-    if cut.outbox is not None:
-        outbox.append(_outbox_done(cut.outbox))
-    counts["outbox"] = _count(tx, OUTBOX, or_(false(), *outbox))
-    if cut.transcript is not None:
-        counts["chat_message"] = _count(tx, MESSAGE, _old_message(cut.transcript, of_tasks))
+    counts.update({name: int(tx.conn.execute(stmt).scalar_one()) for name, stmt in sql.prune_counts(cut).items()})
     return counts
-
-
-def _event_rules(cut: Cutoffs, of_tasks: Any) -> list[Any]:
-    if cut.tasks is None:
-        return [false()]
-    return [EVENT.c.task_id.in_(of_tasks), EVENT.c.task_id.is_(None) & (EVENT.c.at < cut.tasks)]
 
 
 def candidates(tx: Tx, cut: datetime, limit: int) -> list[int]:
     """The next finished tasks whose rows (counting the task) fit in `limit`."""
-    rows = [func.coalesce(select(func.count()).where(t.c.task_id == TASK.c.id).scalar_subquery(), 0)
-            for _, t in CHILDREN]  # fmt: skip
-    total = sum(rows[1:], rows[0]) + 1
-    found = tx.conn.execute(select(TASK.c.id, total).where(_prunable_task(cut)).order_by(TASK.c.id).limit(limit)).all()
+    found = tx.conn.execute(sql.prune_candidates(cut, limit)).all()
     return fit_batch([(int(i), int(n)) for i, n in found], limit)
 
 
 def events_of(tx: Tx, ids: Sequence[int]) -> list[Event]:
-    rows = tx.conn.execute(select(EVENT).where(EVENT.c.task_id.in_(ids)).order_by(EVENT.c.id))
-    return [loaded(Event, r._asdict()) for r in rows]
+    return [loaded(Event, r._asdict()) for r in tx.conn.execute(sql.events_of_tasks(ids))]
 
 
 def delete_tasks(tx: Tx, ids: Sequence[int], cut: datetime, exported: set[int] | None) -> dict[str, int]:
     """Delete these tasks' rows where the task is still prunable (checked under
     its row lock) and, with `exported`, every event of it was exported."""
-    locked = _finished(cut).where(TASK.c.id.in_(ids)).with_for_update(skip_locked=True)
-    keep = set(tx.conn.execute(locked).scalars())
+    keep = set(tx.conn.execute(sql.prunable_locked(cut, ids)).scalars())
     if exported is not None:
-        seen = tx.conn.execute(select(EVENT.c.task_id, EVENT.c.id).where(EVENT.c.task_id.in_(keep))).all()
+        seen = tx.conn.execute(sql.event_ids_of(keep)).all()
         keep -= {t for t, e in seen if e not in exported}
     if not keep:
         return {}
-    gone = sorted(keep)
-    counts = {"card": tx.conn.execute(delete(CARD).where(CARD.c.card_key.in_(_card_keys(gone)))).rowcount}
-    for name, table in CHILDREN:
-        counts[name] = tx.conn.execute(delete(table).where(table.c.task_id.in_(gone))).rowcount
-    counts["task"] = tx.conn.execute(delete(TASK).where(TASK.c.id.in_(gone))).rowcount
-    return counts
-
-
-def delete_oldest(tx: Tx, name: str, table: Any, where: Any, limit: int) -> dict[str, int]:
-    return {name: tx.conn.execute(delete(table).where(table.c.id.in_(_oldest(table, where, limit)))).rowcount}
+    return {name: tx.conn.execute(stmt).rowcount for name, stmt in sql.tasks_pruned(keep)}
 
 
 def loose_events(tx: Tx, cut: datetime, limit: int) -> list[Event]:
-    where = EVENT.c.task_id.is_(None) & (EVENT.c.at < cut)
-    rows = tx.conn.execute(select(EVENT).where(where).order_by(EVENT.c.id).limit(limit))
-    return [loaded(Event, r._asdict()) for r in rows]
+    return [loaded(Event, r._asdict()) for r in tx.conn.execute(sql.loose_events(cut, limit))]
 
 
 def delete_events(tx: Tx, ids: Sequence[int]) -> dict[str, int]:
-    return {"event": tx.conn.execute(delete(EVENT).where(EVENT.c.id.in_(ids))).rowcount}
+    return {"event": tx.conn.execute(sql.events_deleted(ids)).rowcount}
 
 
 # -- the loop ---------------------------------------------------------------------
@@ -205,9 +124,9 @@ class Pruner:
             await self._tasks(cut.tasks, done, room, export)
             await self._loose(cut.tasks, done, room, export)
         if cut.outbox is not None:
-            await self._drain("outbox", OUTBOX, _outbox_done(cut.outbox), done, room)
+            await self._drain("outbox", partial(sql.outbox_pruned, cut.outbox), done, room)
         if cut.transcript is not None:
-            await self._drain("chat_message", MESSAGE, _old_message(cut.transcript), done, room)
+            await self._drain("chat_message", partial(sql.messages_pruned, cut.transcript), done, room)
         self.removed.update(done.removed)
         return done
 
@@ -236,9 +155,9 @@ class Pruner:
                 export(events)
             done.add(await self.db.run(partial(delete_events, ids=[e.id for e in events if e.id is not None])))
 
-    async def _drain(self, name: str, table: Any, where: Any, done: Pruned, room: Callable[[], bool]) -> None:
+    async def _drain(self, name: str, oldest: Callable[[int], Delete], done: Pruned, room: Callable[[], bool]) -> None:
         while room():
-            counts = await self.db.run(lambda tx: delete_oldest(tx, name, table, where, self.retention.batch))
-            if not counts[name]:
+            n = await self.db.run(lambda tx: tx.conn.execute(oldest(self.retention.batch)).rowcount)
+            if not n:
                 return
-            done.add(counts)
+            done.add({name: n})

@@ -13,10 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
-
 from tasks.rules.states import (
-    CLAIMABLE,
     IllegalTransition,
     TaskState,
     can_transition,
@@ -25,7 +22,6 @@ from tasks.rules.states import (
 )
 from tasks.store import statements
 from tasks.store.db import Database
-from tasks.store.dialects import Dialect
 from tasks.store.models import APPROVAL as APPROVAL
 from tasks.store.models import EVENT as EVENT
 from tasks.store.models import OUTBOX as OUTBOX
@@ -61,23 +57,6 @@ class NewTask:
     budget: dict[str, Any] | None = None
 
 
-_INTAKE: dict[tuple[str, tuple[str, ...]], Any] = {}
-_SAME_TASK = select(TASK.c.id).where(
-    TASK.c.platform == bindparam("p_platform"), TASK.c.tenant == bindparam("p_tenant"),
-    TASK.c.dedupe_key == bindparam("p_dedupe"),
-)  # fmt: skip
-
-
-def _intake(dialect: Dialect, keys: tuple[str, ...]) -> Any:
-    """The prebuilt INSERT of a new task that does nothing when its dedupe key is taken."""
-    stmt = _INTAKE.get((dialect.name, keys))
-    if stmt is None:
-        ins = dialect.insert(TASK).values({k: bindparam(f"v_{k}") for k in keys})
-        stmt = ins.on_conflict_do_nothing(index_elements=["platform", "tenant", "dedupe_key"]).returning(TASK.c.id)
-        _INTAKE[(dialect.name, keys)] = stmt
-    return stmt
-
-
 class Store:
     def __init__(self, db: Database):
         self.db = db
@@ -97,9 +76,9 @@ class Store:
             "created_at": now, "updated_at": now, "run_after": now, "tokens": 0, "cost": 0.0,
             "steps_run": 0, "version": 0,
         }  # fmt: skip
-        found = tx.rows(_intake(self.db.dialect, tuple(values)), {f"v_{k}": v for k, v in values.items()})
+        found = tx.rows(statements.intake(self.db.dialect, tuple(values)), {f"v_{k}": v for k, v in values.items()})
         if not found:
-            existing = tx.rows(_SAME_TASK, {"p_platform": new.platform, "p_tenant": new.tenant,
+            existing = tx.rows(statements.SAME_TASK, {"p_platform": new.platform, "p_tenant": new.tenant,
                                             "p_dedupe": new.dedupe_key})  # fmt: skip
             return int(existing[0].id), False
         new_id = int(found[0].id)
@@ -111,6 +90,10 @@ class Store:
         return int(new_id), True
 
     # -- reads ------------------------------------------------------------
+
+    async def ping(self) -> None:
+        """A round trip to the database (readiness checks)."""
+        await self.db.run(lambda tx: tx.conn.execute(statements.PING).scalar())
 
     async def get_task(self, task_id: int) -> Task | None:
         return await self.db.run(lambda tx: self.task_in(tx, task_id), task_id)
@@ -144,25 +127,14 @@ class Store:
         tenant: str | None = None,
     ) -> list[Task]:
         def q(tx: Tx) -> list[Task]:
-            stmt = select(TASK).order_by(TASK.c.id.desc()).limit(limit)
-            if states:
-                stmt = stmt.where(TASK.c.state.in_(list(states)))
-            if requester:
-                stmt = stmt.where(TASK.c.requester == requester)
-            if platform:
-                stmt = stmt.where(TASK.c.platform == platform)
-            if tenant is not None:
-                stmt = stmt.where(TASK.c.tenant == tenant)
+            stmt = statements.tasks_listed(limit, states, requester, platform, tenant)
             return [from_row(Task, r) for r in tx.conn.execute(stmt)]
 
         return await self.db.run(q)
 
     async def events(self, task_id: int | None = None, *, after_id: int = 0, limit: int = 1000) -> list[Event]:
         def q(tx: Tx) -> list[Event]:
-            stmt = select(EVENT).where(EVENT.c.id > after_id).order_by(EVENT.c.id).limit(limit)
-            if task_id is not None:
-                stmt = stmt.where(EVENT.c.task_id == task_id)
-            return [from_row(Event, r) for r in tx.conn.execute(stmt)]
+            return [from_row(Event, r) for r in tx.conn.execute(statements.events_after(after_id, limit, task_id))]
 
         return await self.db.run(q)
 
@@ -206,7 +178,7 @@ class Store:
             return []
         ids = [r.id for r in rows]
         until = now + timedelta(seconds=lease_seconds)
-        tx.conn.execute(update(TASK).where(TASK.c.id.in_(ids)).values(lease_holder=worker, lease_expires_at=until))
+        tx.conn.execute(statements.tasks_leased(ids, worker, until))
         tasks = []
         for r in rows:
             if r.lease_holder is not None:
@@ -219,7 +191,6 @@ class Store:
     async def renew(self, worker: str, ids: Sequence[int], lease_seconds: float, now: datetime) -> set[int]:
         """Extend the leases this worker holds; returns the ids it has lost. One
         update per database lane, so a renewal locks rows in one lane only."""
-        t = now
         lanes = self.db.lanes
         groups: dict[int, list[int]] = {}
         for i in ids:
@@ -227,13 +198,8 @@ class Store:
 
         def q(group: list[int]) -> Any:
             def unit(tx: Tx) -> set[int]:
-                kept = tx.conn.execute(
-                    update(TASK)
-                    .where(TASK.c.id.in_(group), TASK.c.lease_holder == worker,
-                           TASK.c.state.in_([s.value for s in CLAIMABLE]))
-                    .values(lease_expires_at=t + timedelta(seconds=lease_seconds))
-                    .returning(TASK.c.id)
-                ).scalars().all()  # fmt: skip
+                until = now + timedelta(seconds=lease_seconds)
+                kept = tx.conn.execute(statements.leases_renewed(group, worker, until)).scalars().all()
                 return set(group) - set(kept)
 
             return unit
@@ -248,7 +214,7 @@ class Store:
             values: dict[str, Any] = {"lease_holder": None, "lease_expires_at": None}
             if run_after is not None:
                 values["run_after"] = run_after
-            tx.conn.execute(update(TASK).where(TASK.c.id == task_id, TASK.c.lease_holder == worker).values(**values))
+            tx.conn.execute(statements.task_let_go(task_id, worker, values))
 
         await self.db.run(q)
 
@@ -308,7 +274,7 @@ class Store:
     @staticmethod
     def _refusal(tx: Tx, task_id: int, target: str, fence: str | None) -> Exception:
         """Why a move of the task to `target` changed no row."""
-        cur = tx.conn.execute(select(TASK.c.state, TASK.c.lease_holder).where(TASK.c.id == task_id)).first()
+        cur = tx.conn.execute(statements.task_hold(task_id)).first()
         if cur is None:
             return NotFound(f"no task {task_id}")
         if not can_transition(cur.state, target):
@@ -356,21 +322,17 @@ class Store:
         now: datetime,
     ) -> bool:
         """Queue a message (a reply, a private notice) once per idempotency key."""
-        t = now
         row = outbox_row(task_id=task_id, platform=platform, kind=kind, conversation=conversation,
-                         now=t, payload=payload, idempotency_key=idempotency_key)  # fmt: skip
+                         now=now, payload=payload, idempotency_key=idempotency_key)  # fmt: skip
 
         def q(tx: Tx) -> bool:
-            ins = self.db.dialect.insert(OUTBOX).values(**row)
-            if idempotency_key is not None:
-                ins = ins.on_conflict_do_nothing(index_elements=["idempotency_key"])
-            return bool(tx.conn.execute(ins).rowcount)
+            return bool(tx.conn.execute(statements.outbox_post(self.db.dialect, row)).rowcount)
 
         return await self.db.run(q)
 
     async def get_approval(self, approval_id: int) -> Approval | None:
         def q(tx: Tx) -> Approval | None:
-            row = tx.conn.execute(select(APPROVAL).where(APPROVAL.c.id == approval_id)).first()
+            row = tx.conn.execute(statements.approval_record(approval_id)).first()
             return from_row(Approval, row) if row else None
 
         return await self.db.run(q)
