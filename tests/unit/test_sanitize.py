@@ -58,6 +58,7 @@ def test_slack_payload_shapes() -> None:
         == "`actions[].action_id` has the wrong type"
     )
     assert problem({"type": "block_actions", "actions": []}) == "`actions` is empty"
+    assert problem({"type": "block_actions", "actions": [{}]}) == "`actions[].action_id` is missing"
     assert unreadable("payload=" + json.dumps({"type": "block_actions", "actions": "x"}), None) is not None
     assert unreadable("[" * 100 + "]" * 100, "application/json") == "not an object"
     assert unreadable('{"a":' * 100 + "1" + "}" * 100, "application/json") == "nested more than 64 levels deep"
