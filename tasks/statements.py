@@ -9,12 +9,12 @@ sets a value and a_<column> adds to one.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, or_, select, update
 
-from tasks.models import Approval, Step, Task
-from tasks.states import CLAIMABLE
+from tasks.models import READY, Approval, Step, Task
 from tasks.tx import Tx
 
 TASK = Task.__table__  # type: ignore[attr-defined]
@@ -98,14 +98,32 @@ _BY_ID = {
 }
 
 
+# The claim reads the partial index `ix_task_ready` (run_after, id) of claimable
+# tasks in order and stops after `p_limit`: its cost does not grow with the
+# backlog. READY is written the same in the index and here (states not bound)
+# so that both databases can match the one to the other; a claimable task
+# always has a run_after (NULL was "due now" before migration 0006).
 _CLAIMABLE = (
     select(TASK)
     .where(
-        one_of(TASK.c.state, [s.value for s in CLAIMABLE], "p_state"),
-        or_(TASK.c.run_after.is_(None), TASK.c.run_after <= bindparam("p_now")),
+        READY,
+        TASK.c.run_after <= bindparam("p_now"),
         or_(TASK.c.lease_holder.is_(None), TASK.c.lease_expires_at < bindparam("p_now")),
     )
     .order_by(TASK.c.run_after, TASK.c.id)
     .limit(bindparam("p_limit"))
     .with_for_update(skip_locked=True)
 )
+
+
+def explain_claim(tx: Tx, now: datetime, limit: int, *, analyze: bool = True) -> list[str]:
+    """The plan the database chooses for the claim, as lines of text (PostgreSQL:
+    run, with buffers, when `analyze`; SQLite: its query plan)."""
+    prep = tx.statements.get(_CLAIMABLE)
+    cur = tx.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    params = prep.params({"p_now": now, "p_limit": limit})
+    if tx.statements.dialect.name == "sqlite":
+        cur.execute("EXPLAIN QUERY PLAN " + prep.sql, params)
+        return [str(r[3]) for r in cur.fetchall()]
+    cur.execute(("EXPLAIN (ANALYZE, BUFFERS) " if analyze else "EXPLAIN ") + prep.sql, params)
+    return [str(r[0]) for r in cur.fetchall()]

@@ -77,6 +77,17 @@ def _intake(sqlite: bool, keys: tuple[str, ...]) -> Any:
     return stmt
 
 
+_TAKE = (
+    update(TASK)
+    .where(TASK.c.id == bindparam("p_id"))
+    .values(lease_holder=bindparam("v_lease_holder"), lease_expires_at=bindparam("v_lease_expires_at"))
+)
+
+
+def _LeaseRace() -> Exception:
+    return RuntimeError("a claimed task changed under its row lock")
+
+
 class Store:
     def __init__(self, db: Database):
         self.db = db
@@ -189,16 +200,16 @@ class Store:
         rows = tx.rows(_CLAIMABLE, {"p_now": now, "p_limit": limit})
         if not rows:
             return []
-        ids = [r.id for r in rows]
         until = now + timedelta(seconds=lease_seconds)
-        tx.conn.execute(update(TASK).where(TASK.c.id.in_(ids)).values(lease_holder=worker, lease_expires_at=until))
         tasks = []
         for r in rows:
+            # The rows are locked (FOR UPDATE; SQLite's one writer): each lease update finds its row.
+            tx.run_later(_TAKE, {"p_id": r.id, "v_lease_holder": worker, "v_lease_expires_at": until}, _LeaseRace)
             if r.lease_holder is not None:
                 tx.insert_later(EVENT, event_row(r.id, worker, "lease.taken_over", now, previous=r.lease_holder))
-            task = _row(Task, r)
-            task.lease_holder, task.lease_expires_at = worker, until
-            tasks.append(task)
+            values = r._asdict()
+            values["lease_holder"], values["lease_expires_at"] = worker, until
+            tasks.append(loaded(Task, values))
         return tasks
 
     async def renew(
