@@ -84,7 +84,7 @@ _TAKE = (
 )
 
 
-def _LeaseRace() -> Exception:
+def _lease_race() -> Exception:
     return RuntimeError("a claimed task changed under its row lock")
 
 
@@ -204,7 +204,7 @@ class Store:
         tasks = []
         for r in rows:
             # The rows are locked (FOR UPDATE; SQLite's one writer): each lease update finds its row.
-            tx.run_later(_TAKE, {"p_id": r.id, "v_lease_holder": worker, "v_lease_expires_at": until}, _LeaseRace)
+            tx.run_later(_TAKE, {"p_id": r.id, "v_lease_holder": worker, "v_lease_expires_at": until}, _lease_race)
             if r.lease_holder is not None:
                 tx.insert_later(EVENT, event_row(r.id, worker, "lease.taken_over", now, previous=r.lease_holder))
             values = r._asdict()
