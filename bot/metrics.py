@@ -1,16 +1,27 @@
 """GET /metrics in Prometheus text format.
 
-Read from the database at scrape time, so every web process shows the whole
-deployment: tasks by state, outbox rows by state, the queue depth (tasks a
-worker could claim now), approvals waiting, a histogram of effectful step
-latency (intent to outcome) by skill, and tokens and dollars spent. Kept by
-this process: deliveries by platform and outcome, and rate-limit answers
-(429s and our own pacing) by platform, and rows pruned past their retention.
+Read from the database, so every web process shows the whole deployment:
+tasks by state, outbox rows by state, the queue depth (tasks a worker could
+claim now), approvals waiting, a histogram of effectful step latency (intent
+to outcome) by skill, and tokens and dollars spent. Kept by this process:
+deliveries by platform and outcome, and rate-limit answers (429s and our own
+pacing) by platform, and rows pruned past their retention.
+
+The database figures are a snapshot (`SnapshotReader`) read on a connection
+and thread of their own, never on the group-commit thread that serves intake
+and acks: a scrape answers at once with the latest snapshot, fresh when it can
+be read within a few milliseconds, else the one before (its age is a metric),
+and starts the next read; at most one read runs at a time.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import math
+import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,17 +33,16 @@ from prometheus_client.core import (
     GaugeMetricFamily,
     HistogramMetricFamily,
 )
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import Connection, Engine, case, func, or_, select
 
 from tasks.clock import utcnow
-from tasks.db import Database
-from tasks.models import Approval, Step, Task
-from tasks.states import CLAIMABLE
-from tasks.tx import Tx
+from tasks.db import is_sqlite, make_engine
+from tasks.models import READY, Approval, Outbox, Step, Task
 
 TASK = Task.__table__  # type: ignore[attr-defined]
 STEP = Step.__table__  # type: ignore[attr-defined]
 APPROVAL = Approval.__table__  # type: ignore[attr-defined]
+OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
 BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
@@ -56,38 +66,114 @@ def _step_seconds(sqlite: bool) -> Any:
     return func.extract("epoch", STEP.c.finished_at - STEP.c.started_at)
 
 
-def read_snapshot(tx: Tx, sqlite: bool, now: datetime) -> Snapshot:
-    """Every database figure of a scrape, in one transaction."""
-    c = tx.conn
+def read_snapshot(conn: Connection, sqlite: bool, now: datetime) -> Snapshot:
+    """Every database figure of a scrape, in one transaction: one pass over the
+    task table, one over the outbox, the steps for the histogram."""
     snap = Snapshot()
-    snap.tasks = {str(s): int(n) for s, n in c.execute(select(TASK.c.state, func.count()).group_by(TASK.c.state))}
-    snap.runnable = int(c.execute(select(func.count()).select_from(TASK).where(
-        TASK.c.state.in_([s.value for s in CLAIMABLE]),
-        or_(TASK.c.run_after.is_(None), TASK.c.run_after <= now),
+    rows = conn.execute(select(TASK.c.state, func.count(), func.sum(TASK.c.tokens), func.sum(TASK.c.cost))
+                        .group_by(TASK.c.state))  # fmt: skip
+    for state, n, tokens, dollars in rows:
+        snap.tasks[str(state)] = int(n)
+        snap.tokens += int(tokens or 0)
+        snap.dollars += float(dollars or 0.0)
+    snap.outbox = {str(s): int(n) for s, n in conn.execute(select(OUTBOX.c.state, func.count())
+                                                           .group_by(OUTBOX.c.state))}  # fmt: skip
+    snap.runnable = int(conn.execute(select(func.count()).select_from(TASK).where(
+        READY, TASK.c.run_after <= now,
         or_(TASK.c.lease_holder.is_(None), TASK.c.lease_expires_at < now),
     )).scalar_one())  # fmt: skip
-    snap.approvals_pending = int(c.execute(
+    snap.approvals_pending = int(conn.execute(
         select(func.count()).select_from(APPROVAL).where(APPROVAL.c.state == "pending")
     ).scalar_one())  # fmt: skip
-    tokens, dollars = c.execute(select(func.sum(TASK.c.tokens), func.sum(TASK.c.cost))).one()
-    snap.tokens, snap.dollars = int(tokens or 0), float(dollars or 0.0)
-    snap.step_seconds = _histogram(tx, sqlite)
+    snap.step_seconds = _histogram(conn, sqlite)
     return snap
 
 
-def _histogram(tx: Tx, sqlite: bool) -> dict[str, tuple[list[int], int, float]]:
-    seconds = _step_seconds(sqlite)
-    timed = and_(STEP.c.started_at.is_not(None), STEP.c.finished_at.is_not(None))
-    cols = [func.sum(case((seconds <= b, 1), else_=0)) for b in BUCKETS]
-    rows = tx.conn.execute(
-        select(STEP.c.skill, func.count(), func.sum(seconds), *cols).where(timed).group_by(STEP.c.skill)
+def _histogram(conn: Connection, sqlite: bool) -> dict[str, tuple[list[int], int, float]]:
+    """Steps by skill and by the first bucket their latency fits, in one pass;
+    made cumulative here."""
+    timed = (
+        select(STEP.c.skill, _step_seconds(sqlite).label("seconds"))
+        .where(STEP.c.started_at.is_not(None), STEP.c.finished_at.is_not(None))
+        .subquery()
     )
-    return {str(r[0]): ([int(v or 0) for v in r[3:]], int(r[1]), float(r[2] or 0.0)) for r in rows}
+    bucket = case(*((timed.c.seconds <= b, i) for i, b in enumerate(BUCKETS)), else_=len(BUCKETS)).label("bucket")
+    rows = conn.execute(select(timed.c.skill, bucket, func.count(), func.sum(timed.c.seconds))
+                        .group_by(timed.c.skill, bucket))  # fmt: skip
+    out: dict[str, tuple[list[int], int, float]] = {}
+    for skill, i, n, total in rows:
+        counts, count, seconds = out.get(str(skill), ([0] * len(BUCKETS), 0, 0.0))
+        for j in range(int(i), len(BUCKETS)):
+            counts[j] += int(n)
+        out[str(skill)] = (counts, count + int(n), seconds + float(total or 0.0))
+    return out
+
+
+class SnapshotReader:
+    """Reads `Snapshot`s on a connection and thread of its own (see the module)."""
+
+    def __init__(self, url: str, *, min_interval: float = 2.0, budget: float = 0.005):
+        self.url = url
+        self.sqlite = is_sqlite(url)
+        self.min_interval = min_interval  # seconds between reads, at least
+        self.budget = budget  # how long a scrape waits for a fresh read
+        self.snapshot: Snapshot | None = None
+        self.read_at = -math.inf  # time.monotonic() when the last read ended
+        self.error: Exception | None = None
+        self._reading: asyncio.Task[None] | None = None
+        self._engine: Engine | None = None
+        self._thread: ThreadPoolExecutor | None = None
+
+    async def current(self, now: datetime) -> Snapshot:
+        """The latest snapshot (waiting for the first); raises the last read's error."""
+        if self._reading is None and time.monotonic() - self.read_at >= self.min_interval:
+            self._reading = asyncio.create_task(self._read(now))
+        if self._reading is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._reading), None if self.snapshot is None else self.budget)
+        if self.error is not None:
+            raise self.error
+        assert self.snapshot is not None
+        return self.snapshot
+
+    async def refresh(self, now: datetime) -> Snapshot:
+        """Read a snapshot now (after any read under way)."""
+        if self._reading is not None:
+            await asyncio.shield(self._reading)
+        self._reading = asyncio.create_task(self._read(now))
+        await asyncio.shield(self._reading)
+        return await self.current(now)
+
+    async def _read(self, now: datetime) -> None:
+        try:
+            if self._thread is None:
+                self._thread = ThreadPoolExecutor(1, thread_name_prefix="cowork-metrics")
+            snap = await asyncio.get_running_loop().run_in_executor(self._thread, self._read_sync, now)
+        except Exception as e:
+            self.error = e
+        else:
+            self.snapshot, self.error = snap, None
+        finally:
+            self.read_at = time.monotonic()
+            self._reading = None
+
+    def _read_sync(self, now: datetime) -> Snapshot:
+        if self._engine is None:
+            self._engine = make_engine(self.url, reader=True)
+        with self._engine.connect() as conn, conn.begin():
+            return read_snapshot(conn, self.sqlite, now)
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
+        if self._engine is not None:
+            self._engine.dispose()
 
 
 class DatabaseCollector:
     def __init__(self) -> None:
         self.snapshot = Snapshot()
+        self.age = 0.0
 
     def collect(self) -> Any:
         s = self.snapshot
@@ -108,6 +194,8 @@ class DatabaseCollector:
             buckets = [(str(b), n) for b, n in zip(BUCKETS, cumulative, strict=True)]
             h.add_metric([skill], [*buckets, ("+Inf", count)], total)
         yield h
+        yield GaugeMetricFamily("cowork_metrics_age_seconds", "How long ago the database figures above were read",
+                                value=self.age)  # fmt: skip
 
 
 class PrunedCollector:
@@ -126,6 +214,7 @@ class PrunedCollector:
 
 class Metrics:
     def __init__(self) -> None:
+        self.reader: SnapshotReader | None = None
         self.registry = CollectorRegistry()
         self.db = DatabaseCollector()
         self.registry.register(self.db)
@@ -141,10 +230,9 @@ class Metrics:
         if outcome == "throttled":
             self.throttled.labels(platform).inc()
 
-    async def scrape(self, db: Database, outbox: dict[str, int], now: datetime) -> bytes:
-        snap = await db.run(lambda tx: read_snapshot(tx, db.sqlite, now))
-        snap.outbox = outbox
-        self.db.snapshot = snap
+    async def scrape(self, reader: SnapshotReader, now: datetime) -> bytes:
+        self.db.snapshot = await reader.current(now)
+        self.db.age = max(0.0, time.monotonic() - reader.read_at)
         return generate_latest(self.registry)
 
 
@@ -157,9 +245,16 @@ def mount_metrics(app: web.Application, runtime: Any) -> Metrics:
     if pruner is not None:
         metrics.registry.register(PrunedCollector(pruner.removed))
 
+    reader = metrics.reader = SnapshotReader(runtime.db.url)
+
+    async def close(_app: web.Application) -> None:
+        await asyncio.to_thread(reader.close)
+
+    app.on_cleanup.append(close)
+
     async def handler(request: web.Request) -> web.Response:
         try:
-            body = await metrics.scrape(runtime.db, await runtime.outboxes.stats(), utcnow())
+            body = await metrics.scrape(reader, getattr(runtime, "clock", utcnow)())
         except Exception as e:  # the database is down: say so, the way /healthz?ready=1 does
             return web.json_response({"status": "unavailable", "database": str(e)[:200]}, status=503)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -56,7 +56,9 @@ def is_sqlite(url: str) -> bool:
     return normalize_url(url).startswith("sqlite")
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, reader: bool = False) -> Engine:
+    """The engine of the database at `url`; a `reader` (one connection, for
+    reports) takes no write lock on SQLite."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
         path = make_url(url).database
@@ -64,8 +66,11 @@ def make_engine(url: str) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_connect)
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        begin = "BEGIN" if reader else "BEGIN IMMEDIATE"
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql(begin))
         return engine
+    if reader:
+        return create_engine(url, pool_pre_ping=True, pool_size=1, max_overflow=0)
     return create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=4)
 
 
