@@ -16,6 +16,7 @@ import json
 import time
 import uuid
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
@@ -28,6 +29,7 @@ from bot.server import make_app
 from tasks.clock import utcnow
 from tasks.db import Database
 from tasks.models import Step
+from tasks.tx import Tx
 
 STEP = Step.__table__  # type: ignore[attr-defined]
 SCRAPES = 40
@@ -46,12 +48,16 @@ def _fill(url: str, tasks: int) -> None:
             rows = select(TASK.c.id, literal(key), literal("wait"), literal(n), literal("succeeded"), literal(1),
                           literal(0), literal(0.0), literal(now), literal(done))  # fmt: skip
             stmt = insert(STEP).from_select(cols, rows)
-            db.run_sync(lambda tx, stmt=stmt: tx.conn.execute(stmt))
+            db.run_sync(partial(_execute, stmt))
         db.run_sync(lambda tx: tx.conn.execute(update(TASK).where(TASK.c.id % 2 == 0).values(state="succeeded")))
         if not db.sqlite:
             db.run_sync(lambda tx: tx.conn.exec_driver_sql("ANALYZE"))
     finally:
         db.close()
+
+
+def _execute(stmt: Any, tx: Tx) -> None:
+    tx.conn.execute(stmt)
 
 
 async def _scrapes(url: str) -> dict[str, Any]:
