@@ -16,10 +16,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import func, select
+
 from tasks.checkpoints import Checkpoints
 from tasks.core_skills import core_skills
 from tasks.db import Database
 from tasks.engine import Engine, EngineConfig
+from tasks.models import Task
 from tasks.planner import PlanSource
 from tasks.playbooks import load_playbooks, shipped_folder
 from tasks.schema import upgrade
@@ -70,23 +73,34 @@ async def step_overhead(url: str, tasks: int = 200) -> dict[str, float]:
             "step_wall_ms": round(wall * 1000 / (tasks * 3), 3), "steps": len(timings)}  # fmt: skip
 
 
+async def succeeded(db: Database, tag: str) -> int:
+    """How many of this run's tasks (dedupe keys `tag-…`) succeeded: only its own count."""
+    task = Task.__table__  # type: ignore[attr-defined]
+    return int(await db.run(lambda tx: tx.conn.execute(
+        select(func.count()).select_from(task).where(task.c.state == "succeeded",
+                                                     task.c.dedupe_key.startswith(f"{tag}-", autoescape=True))
+    ).scalar_one()))  # fmt: skip
+
+
 async def throughput_in_process(url: str, tasks: int) -> dict[str, float]:
     db = Database(url)
-    await _enqueue(db, tasks, f"tp-{uuid.uuid4().hex[:6]}")
+    tag = f"tp-{uuid.uuid4().hex[:6]}"
+    await _enqueue(db, tasks, tag)
     engine = _engine(db, "bench-1", max_tasks=256, claim_batch=256, max_steps=512)
     t0 = time.perf_counter()
     await engine.drain(rounds=tasks)
     wall = time.perf_counter() - t0
-    counts = await Store(db).counts_by_state()
+    done = await succeeded(db, tag)
     db.close()
     return {"tasks": tasks, "seconds": round(wall, 3), "tasks_per_second": round(tasks / wall, 1),
-            "succeeded": counts.get("succeeded", 0)}  # fmt: skip
+            "succeeded": done}  # fmt: skip
 
 
 def throughput_processes(url: str, tasks: int, workers: int) -> dict[str, float]:
     """Worker processes drain the queue together; timed from a common start signal."""
     db = Database(url)
-    asyncio.run(_enqueue(db, tasks, f"mp-{uuid.uuid4().hex[:6]}"))
+    tag = f"mp-{uuid.uuid4().hex[:6]}"
+    asyncio.run(_enqueue(db, tasks, tag))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     procs = [subprocess.Popen([sys.executable, "-m", "bot.bench", "worker", url, f"w{i}"], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True, env=env) for i in range(workers)]  # fmt: skip
@@ -99,10 +113,10 @@ def throughput_processes(url: str, tasks: int, workers: int) -> dict[str, float]
         p.stdin.flush()
     turns = [int((p.communicate()[0] or "0").strip() or 0) for p in procs]
     wall = time.perf_counter() - t0
-    counts = asyncio.run(Store(db).counts_by_state())
+    done = asyncio.run(succeeded(db, tag))
     db.close()
     return {"workers": workers, "tasks": tasks, "seconds": round(wall, 3),
-            "tasks_per_second": round(tasks / wall, 1), "succeeded": counts.get("succeeded", 0),
+            "tasks_per_second": round(tasks / wall, 1), "succeeded": done,
             "turns": sum(turns)}  # fmt: skip
 
 
