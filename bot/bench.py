@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from bot.runtime import settle_heap
 from tasks.checkpoints import Checkpoints
 from tasks.core_skills import core_skills
 from tasks.db import Database
@@ -31,9 +32,12 @@ from tasks.store import NewTask, Store
 
 
 def _engine(db: Database, name: str, **config: Any) -> Engine:
+    """An engine for no-op playbooks, set up as `cowork worker` sets itself up."""
     registry = SkillRegistry(core_skills())
     books = load_playbooks([shipped_folder()], registry.names())
-    return Engine(Store(db), registry, PlanSource(books), config=EngineConfig(name=name, **config))
+    engine = Engine(Store(db), registry, PlanSource(books), config=EngineConfig(name=name, **config))
+    settle_heap()
+    return engine
 
 
 async def _enqueue(db: Database, n: int, tag: str) -> None:

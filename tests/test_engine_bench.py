@@ -1,10 +1,14 @@
-"""The engine benchmark reports only what became of its own tasks."""
+"""The engine benchmark: it reports only what became of its own tasks, and its
+engine is set up as `cowork worker` sets itself up (start-up objects out of the
+garbage collector's view)."""
 
 from __future__ import annotations
 
+import gc
+
 from sqlalchemy import update
 
-from bot.bench import succeeded
+from bot.bench import _engine, succeeded
 from tasks.db import Database
 from tasks.models import Task
 from tasks.store import NewTask, Store
@@ -19,3 +23,12 @@ async def test_the_engine_bench_counts_only_its_own_tasks(db: Database) -> None:
         lambda tx: tx.conn.execute(update(task).where(task.c.dedupe_key != "tp-abc-2").values(state="succeeded"))
     )
     assert await succeeded(db, "tp-abc") == 1
+
+
+async def test_the_bench_engine_is_set_up_with_the_start_up_heap_frozen(db: Database) -> None:
+    gc.unfreeze()
+    try:
+        _engine(db, "bench")
+        assert gc.get_freeze_count() > 10_000  # modules, tables, skills, playbooks
+    finally:
+        gc.unfreeze()
