@@ -31,7 +31,7 @@ from tasks.skills import SkillRegistry
 from tasks.store import NewTask, Store
 
 
-def _engine(db: Database, name: str, **config: Any) -> Engine:
+def noop_engine(db: Database, name: str, **config: Any) -> Engine:
     """An engine for no-op playbooks, set up as `cowork worker` sets itself up."""
     registry = SkillRegistry(core_skills())
     books = load_playbooks([shipped_folder()], registry.names())
@@ -58,7 +58,7 @@ def _pct(values: list[float], q: float) -> float:
 async def step_overhead(url: str, tasks: int = 200) -> dict[str, float]:
     """One task at a time: how long the engine takes to checkpoint one step."""
     db = Database(url)
-    engine = _engine(db, "bench-seq", max_tasks=1, claim_batch=1)
+    engine = noop_engine(db, "bench-seq", max_tasks=1, claim_batch=1)
     timings: list[float] = []
     original = Checkpoints.checkpoint
 
@@ -90,7 +90,7 @@ async def throughput_in_process(url: str, tasks: int) -> dict[str, float]:
     db = Database(url)
     tag = f"tp-{uuid.uuid4().hex[:6]}"
     await _enqueue(db, tasks, tag)
-    engine = _engine(db, "bench-1", max_tasks=256, claim_batch=256, max_steps=512)
+    engine = noop_engine(db, "bench-1", max_tasks=256, claim_batch=256, max_steps=512)
     t0 = time.perf_counter()
     await engine.drain(rounds=tasks)
     wall = time.perf_counter() - t0
@@ -126,7 +126,7 @@ def throughput_processes(url: str, tasks: int, workers: int) -> dict[str, float]
 
 async def _worker_main(url: str, name: str) -> None:
     db = Database(url)
-    engine = _engine(db, name, max_tasks=256, claim_batch=128, max_steps=512)
+    engine = noop_engine(db, name, max_tasks=256, claim_batch=128, max_steps=512)
     await Store(db).counts_by_state()  # connect before the clock starts
     print("ready", flush=True)
     await asyncio.to_thread(sys.stdin.readline)

@@ -8,7 +8,7 @@ import gc
 
 from sqlalchemy import update
 
-from bot.bench import _engine, succeeded
+from bot.bench import noop_engine, succeeded
 from tasks.db import Database
 from tasks.models import Task
 from tasks.store import NewTask, Store
@@ -28,7 +28,7 @@ async def test_the_engine_bench_counts_only_its_own_tasks(db: Database) -> None:
 async def test_the_bench_engine_is_set_up_with_the_start_up_heap_frozen(db: Database) -> None:
     gc.unfreeze()
     try:
-        _engine(db, "bench")
+        noop_engine(db, "bench")
         assert gc.get_freeze_count() > 10_000  # modules, tables, skills, playbooks
     finally:
         gc.unfreeze()
