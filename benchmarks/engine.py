@@ -18,6 +18,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import func, select
+
+from bot.assembly.runtime import settle_heap
 from tasks.engine.engine import Engine, EngineConfig
 from tasks.planning.planner import PlanSource
 from tasks.planning.playbooks import load_playbooks, shipped_folder
@@ -26,14 +29,18 @@ from tasks.skills.base import SkillRegistry
 from tasks.skills.core import core_skills
 from tasks.store.checkpoints import Checkpoints
 from tasks.store.db import Database
+from tasks.store.models import Task
 from tasks.store.schema import upgrade
 from tasks.store.store import NewTask, Store
 
 
-def _engine(db: Database, name: str, **config: Any) -> Engine:
+def noop_engine(db: Database, name: str, **config: Any) -> Engine:
+    """An engine for no-op playbooks, set up as `cowork worker` sets itself up."""
     registry = SkillRegistry(core_skills())
     books = load_playbooks([shipped_folder()], registry.names())
-    return Engine(Store(db), registry, PlanSource(books), config=EngineConfig(name=name, **config))
+    engine = Engine(Store(db), registry, PlanSource(books), config=EngineConfig(name=name, **config))
+    settle_heap()
+    return engine
 
 
 async def _enqueue(db: Database, n: int, tag: str) -> None:
@@ -54,7 +61,7 @@ def _pct(values: list[float], q: float) -> float:
 async def step_overhead(url: str, tasks: int = 200) -> dict[str, float]:
     """One task at a time: how long the engine takes to checkpoint one step."""
     db = Database(url)
-    engine = _engine(db, "bench-seq", max_tasks=1, claim_batch=1)
+    engine = noop_engine(db, "bench-seq", max_tasks=1, claim_batch=1)
     timings: list[float] = []
     original = Checkpoints.checkpoint
 
@@ -73,23 +80,34 @@ async def step_overhead(url: str, tasks: int = 200) -> dict[str, float]:
             "step_wall_ms": round(wall * 1000 / (tasks * 3), 3), "steps": len(timings)}  # fmt: skip
 
 
+async def succeeded(db: Database, tag: str) -> int:
+    """How many of this run's tasks (dedupe keys `tag-…`) succeeded: only its own count."""
+    task = Task.__table__  # type: ignore[attr-defined]
+    return int(await db.run(lambda tx: tx.conn.execute(
+        select(func.count()).select_from(task).where(task.c.state == "succeeded",
+                                                     task.c.dedupe_key.startswith(f"{tag}-", autoescape=True))
+    ).scalar_one()))  # fmt: skip
+
+
 async def throughput_in_process(url: str, tasks: int) -> dict[str, float]:
     db = Database(url)
-    await _enqueue(db, tasks, f"tp-{uuid.uuid4().hex[:6]}")
-    engine = _engine(db, "bench-1", max_tasks=256, claim_batch=256, max_steps=512)
+    tag = f"tp-{uuid.uuid4().hex[:6]}"
+    await _enqueue(db, tasks, tag)
+    engine = noop_engine(db, "bench-1", max_tasks=256, claim_batch=256, max_steps=512)
     t0 = time.perf_counter()
     await engine.drain(rounds=tasks)
     wall = time.perf_counter() - t0
-    counts = await Store(db).counts_by_state()
+    done = await succeeded(db, tag)
     db.close()
     return {"tasks": tasks, "seconds": round(wall, 3), "tasks_per_second": round(tasks / wall, 1),
-            "succeeded": counts.get("succeeded", 0)}  # fmt: skip
+            "succeeded": done}  # fmt: skip
 
 
 def throughput_processes(url: str, tasks: int, workers: int) -> dict[str, float]:
     """Worker processes drain the queue together; timed from a common start signal."""
     db = Database(url)
-    asyncio.run(_enqueue(db, tasks, f"mp-{uuid.uuid4().hex[:6]}"))
+    tag = f"mp-{uuid.uuid4().hex[:6]}"
+    asyncio.run(_enqueue(db, tasks, tag))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "benchmarks.engine", "worker", url]
     procs = [subprocess.Popen([*command, f"w{i}"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
@@ -103,16 +121,16 @@ def throughput_processes(url: str, tasks: int, workers: int) -> dict[str, float]
         p.stdin.flush()
     turns = [int((p.communicate()[0] or "0").strip() or 0) for p in procs]
     wall = time.perf_counter() - t0
-    counts = asyncio.run(Store(db).counts_by_state())
+    done = asyncio.run(succeeded(db, tag))
     db.close()
     return {"workers": workers, "tasks": tasks, "seconds": round(wall, 3),
-            "tasks_per_second": round(tasks / wall, 1), "succeeded": counts.get("succeeded", 0),
+            "tasks_per_second": round(tasks / wall, 1), "succeeded": done,
             "turns": sum(turns)}  # fmt: skip
 
 
 async def _worker_main(url: str, name: str) -> None:
     db = Database(url)
-    engine = _engine(db, name, max_tasks=256, claim_batch=128, max_steps=512)
+    engine = noop_engine(db, name, max_tasks=256, claim_batch=128, max_steps=512)
     await Store(db).counts_by_state()  # connect before the clock starts
     print("ready", flush=True)
     await asyncio.to_thread(sys.stdin.readline)

@@ -163,12 +163,13 @@ async def _serve(settings: Settings, *, worker: bool, console: bool | None) -> N
     # p99 5.6 ms with 1 ms against tens of ms with the default, 200 Slack events/s).
     sys.setswitchinterval(0.001)
 
-    from bot.assembly.runtime import Runtime, prepare_database
+    from bot.assembly.runtime import Runtime, prepare_database, settle_heap
     from bot.web.server import make_app
 
     prepare_database(settings.database_url)
     runtime = Runtime(settings)
     app = make_app(runtime, console=console)
+    settle_heap()
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
@@ -198,12 +199,13 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _worker(settings: Settings, *, burst: bool) -> None:
-    from bot.assembly.runtime import Runtime, prepare_database
+    from bot.assembly.runtime import Runtime, prepare_database, settle_heap
     from bot.wiring.clients import attach_clients
 
     prepare_database(settings.database_url)
     runtime = Runtime(settings)
     attach_clients(runtime)  # skills read chat through them; delivery is the web processes' job
+    settle_heap()
     if burst:
         n = await runtime.engine.drain()
         print(json.dumps({"turns": n}))

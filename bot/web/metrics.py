@@ -1,17 +1,24 @@
 """GET /metrics in Prometheus text format.
 
-Read from the database (through the store) at scrape time, so every web process shows the whole
-deployment: tasks by state, outbox rows by state, the queue depth (tasks a
-worker could claim now), approvals waiting, a histogram of effectful step
-latency (intent to outcome) by skill, and tokens and dollars spent. Kept by
-this process: deliveries by platform and outcome, and rate-limit answers
-(429s and our own pacing) by platform, and rows pruned past their retention.
+Read from the database, so every web process shows the whole deployment:
+tasks by state, outbox rows by state, the queue depth (tasks a worker could
+claim now), approvals waiting, a histogram of effectful step latency (intent
+to outcome) by skill, and tokens and dollars spent. Kept by this process:
+deliveries by platform and outcome, and rate-limit answers (429s and our own
+pacing) by platform, and rows pruned past their retention.
+
+The database figures are a snapshot (`tasks.store.store.figures.SnapshotReader`) read on a connection
+and thread of their own, never on the group-commit thread that serves intake
+and acks: a scrape answers at once with the latest snapshot, fresh when it can
+be read within a few milliseconds, else the one before (its age is a metric),
+and starts the next read; at most one read runs at a time.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -24,22 +31,17 @@ from prometheus_client.core import (
 )
 
 from tasks.rules.clock import utcnow
-from tasks.store.store import Store
+from tasks.store.figures import SnapshotReader
 from tasks.store.views import Figures
 
+__all__ = ["BUCKETS", "Metrics", "SnapshotReader", "mount_metrics"]
 BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
-
-
-@dataclass
-class Snapshot(Figures):
-    """What one scrape read: the store's figures, and the outbox rows by state."""
-
-    outbox: dict[str, int] = field(default_factory=dict)
 
 
 class DatabaseCollector:
     def __init__(self) -> None:
-        self.snapshot = Snapshot()
+        self.snapshot = Figures()
+        self.age = 0.0
 
     def collect(self) -> Any:
         s = self.snapshot
@@ -60,6 +62,8 @@ class DatabaseCollector:
             buckets = [(str(b), n) for b, n in zip(BUCKETS, cumulative, strict=True)]
             h.add_metric([skill], [*buckets, ("+Inf", count)], total)
         yield h
+        yield GaugeMetricFamily("cowork_metrics_age_seconds", "How long ago the database figures above were read",
+                                value=self.age)  # fmt: skip
 
 
 class PrunedCollector:
@@ -78,6 +82,7 @@ class PrunedCollector:
 
 class Metrics:
     def __init__(self) -> None:
+        self.reader: SnapshotReader | None = None
         self.registry = CollectorRegistry()
         self.db = DatabaseCollector()
         self.registry.register(self.db)
@@ -93,9 +98,9 @@ class Metrics:
         if outcome == "throttled":
             self.throttled.labels(platform).inc()
 
-    async def scrape(self, store: Store, outbox: dict[str, int], now: datetime) -> bytes:
-        figures = await store.figures(now, BUCKETS)
-        self.db.snapshot = Snapshot(outbox=outbox, **vars(figures))
+    async def scrape(self, reader: SnapshotReader, now: datetime) -> bytes:
+        self.db.snapshot = await reader.current(now)
+        self.db.age = max(0.0, time.monotonic() - reader.read_at)
         return generate_latest(self.registry)
 
 
@@ -108,9 +113,16 @@ def mount_metrics(app: web.Application, runtime: Any) -> Metrics:
     if pruner is not None:
         metrics.registry.register(PrunedCollector(pruner.removed))
 
+    reader = metrics.reader = SnapshotReader(runtime.db.url, BUCKETS)
+
+    async def close(_app: web.Application) -> None:
+        await asyncio.to_thread(reader.close)
+
+    app.on_cleanup.append(close)
+
     async def handler(request: web.Request) -> web.Response:
         try:
-            body = await metrics.scrape(runtime.store, await runtime.outboxes.stats(), utcnow())
+            body = await metrics.scrape(reader, getattr(runtime, "clock", utcnow)())
         except Exception as e:  # the database is down: say so, the way /healthz?ready=1 does
             return web.json_response({"status": "unavailable", "database": str(e)[:200]}, status=503)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

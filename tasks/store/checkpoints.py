@@ -283,6 +283,7 @@ class Checkpoints:
                 # A parked step the delivery loop woke during this turn is due sooner than the turn knows.
                 woken = tx.rows(sql.NEXT_WAKE, {"p_task": task_id})[0][0]
                 at = min(run_after, woken) if run_after is not None and woken is not None else run_after
+                at = now if at is None else at  # a claimable task always has a run_after (the claim's index)
                 self.store.fenced_task_update(tx, task_id, worker, _LIVE, run_after=at, **_RELEASE)
                 return
             values: dict[str, Any] = dict(_RELEASE)

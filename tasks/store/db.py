@@ -47,9 +47,11 @@ def is_sqlite(url: str) -> bool:
     return isinstance(dialect_of(url), SQLite)
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, reader: bool = False) -> Engine:
+    """The engine of the database at `url`; a `reader` (one connection, for
+    reports) takes no write lock on SQLite."""
     url = normalize_url(url)
-    return dialect_of(url).engine(url)
+    return dialect_of(url).engine(url, reader=reader)
 
 
 @dataclass
@@ -78,8 +80,12 @@ class Database:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self.statements = Statements(self.engine.dialect, self.dialect)
+        # Units submitted during one pass of an event loop, per (loop, lane): handed
+        # to the lane together at the end of the pass, so they commit as one batch.
+        self._submitted: dict[tuple[asyncio.AbstractEventLoop, int], list[_Job]] = {}
         self.batches = 0
         self.units = 0
+        self.wakes = 0  # event-loop wake-ups from the database threads: one per batch at most
 
     @property
     def lanes(self) -> int:
@@ -92,8 +98,19 @@ class Database:
         self._ensure_thread()
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
-        self._queues[affinity % len(self._queues)].put(_Job(fn, loop, fut))
+        key = (loop, affinity % len(self._queues))
+        jobs = self._submitted.get(key)
+        if jobs is None:
+            jobs = self._submitted[key] = []
+            loop.call_soon(self._hand_over, key)
+        jobs.append(_Job(fn, loop, fut))
         return await fut
+
+    def _hand_over(self, key: tuple[asyncio.AbstractEventLoop, int]) -> None:
+        """Give a lane the units this pass of the event loop submitted, as one item."""
+        jobs = self._submitted.pop(key)
+        for start in range(0, len(jobs), MAX_BATCH):
+            self._queues[key[1]].put(jobs[start : start + MAX_BATCH])
 
     def run_sync(self, fn: Callable[[Tx], T]) -> T:
         """The same, for code outside the event loop (the CLI, tests, threads)."""
@@ -135,7 +152,7 @@ class Database:
             first = lane.get()
             if first is _STOP:
                 break
-            jobs = [first]
+            jobs = _jobs(first)
             while len(jobs) < MAX_BATCH:
                 try:
                     nxt = lane.get_nowait()
@@ -144,7 +161,7 @@ class Database:
                 if nxt is _STOP:
                     lane.put(_STOP)
                     break
-                jobs.append(nxt)
+                jobs.extend(_jobs(nxt))
             try:
                 if conn is None or conn.closed or conn.invalidated:
                     conn = self.engine.connect()
@@ -192,12 +209,10 @@ class Database:
             tx.flush()
         return results
 
-    @classmethod
-    def _finish(cls, job: _Job, result: Any, error: BaseException | None) -> None:
-        cls._settle([(job, result, error)])
+    def _finish(self, job: _Job, result: Any, error: BaseException | None) -> None:
+        self._settle([(job, result, error)])
 
-    @staticmethod
-    def _settle(outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:
+    def _settle(self, outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:
         """Wake the callers: threads directly, each event loop once per batch."""
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, Any, BaseException | None]]] = {}
         for job, result, error in outcomes:
@@ -207,8 +222,13 @@ class Database:
             elif job.loop is not None:
                 by_loop.setdefault(job.loop, []).append((job, result, error))
         for loop, items in by_loop.items():
+            self.wakes += 1
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
                 loop.call_soon_threadsafe(_resolve, items)
+
+
+def _jobs(item: _Job | list[_Job]) -> list[_Job]:
+    return item if isinstance(item, list) else [item]
 
 
 def _resolve(items: list[tuple[_Job, Any, BaseException | None]]) -> None:

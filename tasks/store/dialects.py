@@ -39,8 +39,9 @@ class Dialect(ABC):
     name: ClassVar[str]
 
     @abstractmethod
-    def engine(self, url: str) -> Engine:
-        """A SQLAlchemy engine for `url` (normalized), set up for this database."""
+    def engine(self, url: str, *, reader: bool = False) -> Engine:
+        """A SQLAlchemy engine for `url` (normalized), set up for this database;
+        a `reader` (one connection, for reports) takes no write lock."""
 
     @abstractmethod
     def lanes(self, requested: int | None) -> int:
@@ -66,13 +67,14 @@ class SQLite(Dialect):
 
     name = "sqlite"
 
-    def engine(self, url: str) -> Engine:
+    def engine(self, url: str, *, reader: bool = False) -> Engine:
         path = make_url(url).database
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_connect)
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        begin = "BEGIN" if reader else "BEGIN IMMEDIATE"
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql(begin))
         return engine
 
     def lanes(self, requested: int | None) -> int:
@@ -93,7 +95,9 @@ class PostgreSQL(Dialect):
 
     name = "postgresql"
 
-    def engine(self, url: str) -> Engine:
+    def engine(self, url: str, *, reader: bool = False) -> Engine:
+        if reader:
+            return create_engine(url, pool_pre_ping=True, pool_size=1, max_overflow=0)
         return create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=4)
 
     def lanes(self, requested: int | None) -> int:

@@ -13,11 +13,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, Column, Index, Table, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Table, UniqueConstraint, text
 from sqlalchemy.orm import configure_mappers
 from sqlmodel import Field, SQLModel
 
 M = TypeVar("M", bound=SQLModel)
+
+
+# Tasks a worker may claim (tasks.rules.states.CLAIMABLE) and finished tasks
+# (tasks.rules.states.FINAL), as SQL with the states written in: each query and its
+# partial index share the text, so PostgreSQL and SQLite match the one to the
+# other. Being partial, ix_task_finished cannot serve a claim: after a drain it
+# would lead it through the dead entries of the tasks that ran.
+READY = text("state IN ('planning', 'queued', 'running')")
+FINISHED = text("state IN ('cancelled', 'expired', 'failed', 'succeeded')")
 
 
 def _json(**kw: Any) -> Any:
@@ -27,8 +36,9 @@ def _json(**kw: Any) -> Any:
 class Task(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("platform", "tenant", "dedupe_key", name="uq_task_dedupe"),
-        Index("ix_task_runnable", "state", "run_after"),
-        Index("ix_task_finished", "state", "updated_at"),  # pruning: finished tasks by age
+        # The claim's index: runnable tasks in the order they are claimed (migration 0006).
+        Index("ix_task_ready", "run_after", "id", postgresql_where=READY, sqlite_where=READY),
+        Index("ix_task_finished", "state", "updated_at", postgresql_where=FINISHED, sqlite_where=FINISHED),  # pruning
     )
     id: int | None = Field(default=None, primary_key=True)
     platform: str

@@ -37,10 +37,11 @@ from sqlalchemy import (
     update,
 )
 
-from tasks.rules.retention import FINISHED, OUTBOX_DONE, OUTBOX_LIVE, Cutoffs
+from tasks.rules.retention import OUTBOX_DONE, OUTBOX_LIVE, Cutoffs
 from tasks.rules.states import CLAIMABLE, StepState, TaskState
 from tasks.store.dialects import Dialect
-from tasks.store.models import APPROVAL, CARD, EVENT, LEASE, MESSAGE, OUTBOX, SCHEDULE, SPEND, STEP, TASK
+from tasks.store.models import APPROVAL, CARD, EVENT, LEASE, MESSAGE, OUTBOX, READY, SCHEDULE, SPEND, STEP, TASK
+from tasks.store.models import FINISHED as FINISHED_TASK
 from tasks.store.tx import Tx
 
 _STATEMENTS: dict[tuple[Any, ...], Any] = {}
@@ -120,17 +121,35 @@ BY_ID = {
 }
 
 
+# The claim reads the partial index `ix_task_ready` (run_after, id) of claimable
+# tasks in order and stops after `p_limit`: its cost does not grow with the
+# backlog. READY is written the same in the index and here (states not bound)
+# so that both databases can match the one to the other; a claimable task
+# always has a run_after (NULL was "due now" before migration 0006).
 CLAIMABLE_TASKS = (
     select(TASK)
     .where(
-        one_of(TASK.c.state, [s.value for s in CLAIMABLE], "p_state"),
-        or_(TASK.c.run_after.is_(None), TASK.c.run_after <= bindparam("p_now")),
+        READY,
+        TASK.c.run_after <= bindparam("p_now"),
         or_(TASK.c.lease_holder.is_(None), TASK.c.lease_expires_at < bindparam("p_now")),
     )
     .order_by(TASK.c.run_after, TASK.c.id)
     .limit(bindparam("p_limit"))
     .with_for_update(skip_locked=True)
 )
+
+
+def explain_claim(tx: Tx, now: datetime, limit: int, *, analyze: bool = True) -> list[str]:
+    """The plan the database chooses for the claim, as lines of text (PostgreSQL:
+    run, with buffers, when `analyze`; SQLite: its query plan)."""
+    prep = tx.statements.get(CLAIMABLE_TASKS)
+    cur = tx.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    params = prep.params({"p_now": now, "p_limit": limit})
+    if tx.statements.dialect.name == "sqlite":
+        cur.execute("EXPLAIN QUERY PLAN " + prep.sql, params)
+        return [str(r[3]) for r in cur.fetchall()]
+    cur.execute(("EXPLAIN (ANALYZE, BUFFERS) " if analyze else "EXPLAIN ") + prep.sql, params)
+    return [str(r[0]) for r in cur.fetchall()]
 
 
 # -- people's commands and the clock (tasks/engine/controls.py) ---------------------------
@@ -334,11 +353,13 @@ def thread_messages(platform: str, channel: str, thread: str | None, limit: int)
     return select(MESSAGE).where(and_(*where)).order_by(MESSAGE.c.id.desc()).limit(limit)
 
 
-# -- figures for /metrics (tasks/store/store.py `Store.figures`) ---------------------------
+# -- figures for /metrics (tasks/store/figures.py) ---------------------------
 
-TASKS_BY_STATE = select(TASK.c.state, func.count()).group_by(TASK.c.state)
+# One pass over the task table: how many in each state and what they spent.
+TASKS_BY_STATE = select(TASK.c.state, func.count(), func.sum(TASK.c.tokens), func.sum(TASK.c.cost)).group_by(
+    TASK.c.state
+)
 APPROVALS_WAITING = select(func.count()).select_from(APPROVAL).where(APPROVAL.c.state == "pending")
-SPENT_IN_ALL = select(func.sum(TASK.c.tokens), func.sum(TASK.c.cost))
 
 
 def runnable(now: datetime) -> Select[Any]:
@@ -347,8 +368,8 @@ def runnable(now: datetime) -> Select[Any]:
         select(func.count())
         .select_from(TASK)
         .where(
-            TASK.c.state.in_([s.value for s in CLAIMABLE]),
-            or_(TASK.c.run_after.is_(None), TASK.c.run_after <= now),
+            READY,  # the claim's partial index
+            TASK.c.run_after <= now,
             or_(TASK.c.lease_holder.is_(None), TASK.c.lease_expires_at < now),
         )
     )
@@ -472,9 +493,13 @@ def card_message(key: str) -> Select[Any]:
 # -- claims, leases and wake-ups ---------------------------------------------------------
 
 
-def tasks_leased(ids: Collection[int], worker: str, until: datetime) -> Update:
-    """The claimed tasks (locked by CLAIMABLE_TASKS) are this worker's until `until`."""
-    return update(TASK).where(TASK.c.id.in_(ids)).values(lease_holder=worker, lease_expires_at=until)
+# Each claimed row takes its lease by id (one executemany at commit; the rows are
+# locked by CLAIMABLE_TASKS, FOR UPDATE on PostgreSQL, SQLite's one writer).
+TAKE_LEASE = (
+    update(TASK)
+    .where(TASK.c.id == bindparam("p_id"))
+    .values(lease_holder=bindparam("v_lease_holder"), lease_expires_at=bindparam("v_lease_expires_at"))
+)
 
 
 def leases_renewed(ids: Collection[int], worker: str, until: datetime) -> Update:
@@ -528,7 +553,7 @@ PRUNE_CHILDREN = (("step", STEP), ("approval", APPROVAL), ("event", EVENT), ("ou
 def _prunable_task(cut: datetime) -> Any:
     """`retention.task_prunable` as a condition on the task row."""
     undelivered = select(OUTBOX.c.id).where(OUTBOX.c.task_id == TASK.c.id, OUTBOX.c.state.in_(OUTBOX_LIVE))
-    return TASK.c.state.in_(FINISHED) & (TASK.c.updated_at < cut) & ~undelivered.exists()
+    return FINISHED_TASK & (TASK.c.updated_at < cut) & ~undelivered.exists()  # its partial index's predicate
 
 
 def _finished(cut: datetime) -> Select[Any]:

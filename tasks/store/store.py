@@ -27,12 +27,12 @@ from tasks.store.models import EVENT as EVENT
 from tasks.store.models import OUTBOX as OUTBOX
 from tasks.store.models import STEP as STEP
 from tasks.store.models import TASK as TASK
-from tasks.store.models import Approval, Event, Step, Task, from_row
+from tasks.store.models import Approval, Event, Step, Task, from_row, loaded
 from tasks.store.rows import card_update, event_row, outbox_row
 from tasks.store.statements import BY_ID, CLAIMABLE_TASKS, task_params, task_update
 from tasks.store.statements import update_step as update_step
 from tasks.store.tx import Tx
-from tasks.store.views import Figures, TaskView
+from tasks.store.views import TaskView
 
 
 class LeaseLost(Exception):
@@ -55,6 +55,10 @@ class NewTask:
     playbook: str | None = None
     params: dict[str, Any] | None = None
     budget: dict[str, Any] | None = None
+
+
+def _lease_race() -> Exception:
+    return RuntimeError("a claimed task changed under its row lock")
 
 
 class Store:
@@ -144,22 +148,6 @@ class Store:
 
         return await self.db.run(q)
 
-    async def figures(self, now: datetime, buckets: Sequence[float]) -> Figures:
-        """The deployment's figures for /metrics; step latency counted into `buckets` (seconds)."""
-        return await self.db.run(lambda tx: self._figures(tx, now, buckets))
-
-    def _figures(self, tx: Tx, now: datetime, buckets: Sequence[float]) -> Figures:
-        c = tx.conn
-        tokens, dollars = c.execute(statements.SPENT_IN_ALL).one()
-        rows = c.execute(statements.step_seconds(self.db.dialect, buckets))
-        return Figures(
-            tasks={str(s): int(n) for s, n in c.execute(statements.TASKS_BY_STATE)},
-            runnable=int(c.execute(statements.runnable(now)).scalar_one()),
-            approvals_pending=int(c.execute(statements.APPROVALS_WAITING).scalar_one()),
-            tokens=int(tokens or 0), dollars=float(dollars or 0.0),
-            step_seconds={str(r[0]): ([int(v or 0) for v in r[3:]], int(r[1]), float(r[2] or 0.0)) for r in rows},
-        )  # fmt: skip
-
     # -- claims and leases --------------------------------------------------
 
     async def claim(self, worker: str, limit: int, lease_seconds: float, now: datetime) -> list[int]:
@@ -176,16 +164,20 @@ class Store:
         rows = tx.rows(CLAIMABLE_TASKS, {"p_now": now, "p_limit": limit})
         if not rows:
             return []
-        ids = [r.id for r in rows]
         until = now + timedelta(seconds=lease_seconds)
-        tx.conn.execute(statements.tasks_leased(ids, worker, until))
         tasks = []
         for r in rows:
+            # The rows are locked (FOR UPDATE; SQLite's one writer): each lease update finds its row.
+            tx.run_later(
+                statements.TAKE_LEASE,
+                {"p_id": r.id, "v_lease_holder": worker, "v_lease_expires_at": until},
+                _lease_race,
+            )
             if r.lease_holder is not None:
                 tx.insert_later(EVENT, event_row(r.id, worker, "lease.taken_over", now, previous=r.lease_holder))
-            task = from_row(Task, r)
-            task.lease_holder, task.lease_expires_at = worker, until
-            tasks.append(task)
+            values = r._asdict()
+            values["lease_holder"], values["lease_expires_at"] = worker, until
+            tasks.append(loaded(Task, values))
         return tasks
 
     async def renew(self, worker: str, ids: Sequence[int], lease_seconds: float, now: datetime) -> set[int]:

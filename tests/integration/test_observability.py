@@ -7,7 +7,9 @@ import asyncio
 import io
 import json
 import logging
+import threading
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +18,18 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import update
+from sqlalchemy import insert, update
 
 from adapters.chat import ConversationRef, DeliveryError, Inbound
 from bot.assembly.config import Settings
 from bot.assembly.runtime import Runtime
 from bot.ops.logs import JsonFormatter
+from bot.web.metrics import BUCKETS, SnapshotReader
 from bot.web.observability import HEADER, observe, request_id_from, task_context
 from bot.web.server import make_app
 from tasks.skills.base import Skill, StepContext, StepResult
 from tasks.store.db import Database
-from tasks.store.models import Task
+from tasks.store.models import Step, Task
 from tests.conftest import PG_ADMIN, Clock
 from tests.fakes.engine_harness import Harness
 from tests.fakes.recording import RecordingAdapter
@@ -92,6 +95,74 @@ async def test_metrics_show_tasks_queue_approvals_step_latency_and_spend(
     assert m["cowork_tokens_total"][()] == 1200
     assert m["cowork_cost_dollars_total"][()] == pytest.approx(0.42)
     assert m["cowork_outbox"][("state=pending",)] >= 3
+
+
+async def test_metrics_follow_the_database_a_read_at_a_time(
+    rt: Runtime, client: TestClient[web.Request, web.Application], clock: Clock
+) -> None:
+    await rt.conversation.handle_message(ask("run announce channel=eng text=hi", "e1"))
+    first = await scrape(client)
+    assert first["cowork_tasks"] == {("state=queued",): 1} and first["cowork_queue_depth"][()] == 1
+    await rt.conversation.handle_message(ask("run announce channel=eng text=again", "e2"))
+    await rt.engine.drain()
+    reader = rt.metrics.reader  # type: ignore[attr-defined]
+    reader.min_interval = 3600.0  # no new read until asked: the scrape shows the snapshot it has, and its age
+    assert (await scrape(client))["cowork_tasks"] == {("state=queued",): 1}
+    assert (await scrape(client))["cowork_metrics_age_seconds"][()] >= 0
+    await reader.refresh(clock())
+    now = await scrape(client)
+    assert now["cowork_tasks"] == {("state=running",): 2} and now["cowork_queue_depth"][()] == 0
+    assert now["cowork_outbox"][("state=pending",)] >= 4
+
+
+async def test_step_latency_histogram_counts_each_step_in_every_bucket_it_fits(db_url: str, clock: Clock) -> None:
+    db = Database(db_url)
+    h = Harness(db, clock)
+    task_id = await h.submit("t", steps=[{"key": f"s{i}", "skill": "wait", "args": {}} for i in range(4)])
+    start = clock()
+    for i, seconds in enumerate((0.005, 0.2, 100.0, 1000.0)):
+        await db.run(lambda tx, i=i, seconds=seconds: tx.conn.execute(
+            insert(Step.__table__).values(task_id=task_id, key=f"s{i}", skill="wait", position=i, state="succeeded",
+                                          attempts=1, tokens=0, cost=0.0, started_at=start,
+                                          finished_at=start + timedelta(seconds=seconds))))  # fmt: skip
+    db.close()
+    reader = SnapshotReader(db_url)
+    try:
+        snap = await reader.refresh(clock())
+    finally:
+        reader.close()
+    cumulative, count, total = snap.step_seconds["wait"]
+    assert dict(zip(BUCKETS, cumulative, strict=True)) == {
+        0.01: 1,
+        0.05: 1,
+        0.1: 1,
+        0.25: 2,
+        0.5: 2,
+        1.0: 2,
+        2.5: 2,
+        5.0: 2,
+        10.0: 2,
+        30.0: 2,
+        60.0: 2,
+        300.0: 3,
+    }
+    assert count == 4 and total == pytest.approx(1100.205, abs=0.01)
+    assert snap.tasks == {"queued": 1}
+
+
+async def test_metrics_answer_while_the_intake_database_thread_is_busy(
+    rt: Runtime, client: TestClient[web.Request, web.Application]
+) -> None:
+    await rt.conversation.handle_message(ask("run announce channel=eng text=hi", "e1"))
+    gate = threading.Event()
+    busy = asyncio.ensure_future(rt.db.run(lambda tx: gate.wait(30)))  # holds the group-commit thread
+    try:
+        m = await asyncio.wait_for(scrape(client), 10)
+        assert m["cowork_tasks"] == {("state=queued",): 1}
+        assert not busy.done()  # answered while intake's thread was still held
+    finally:
+        gate.set()
+        await busy
 
 
 async def test_deliveries_and_rate_limit_answers_are_counted(
