@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from bot.application.presentation import event_line
 from bot.assembly.config import Settings
-from bot.ops.reports import event_line
 from tasks.rules.clock import utcnow
 from tasks.rules.retention import Retention, cutoffs
 from tasks.store.db import Database
