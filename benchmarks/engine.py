@@ -21,6 +21,7 @@ from typing import Any
 from tasks.engine.engine import Engine, EngineConfig
 from tasks.planning.planner import PlanSource
 from tasks.planning.playbooks import load_playbooks, shipped_folder
+from tasks.rules.clock import utcnow
 from tasks.skills.base import SkillRegistry
 from tasks.skills.core import core_skills
 from tasks.store.checkpoints import Checkpoints
@@ -40,7 +41,7 @@ async def _enqueue(db: Database, n: int, tag: str) -> None:
     for start in range(0, n, 500):
         await asyncio.gather(*(
             store.create_task(NewTask(platform="bench", tenant="", dedupe_key=f"{tag}-{i}", requester="bench",
-                                      conversation=None, playbook="noop", params={}))
+                                      conversation=None, playbook="noop", params={}), utcnow())
             for i in range(start, min(n, start + 500))
         ))  # fmt: skip
 

@@ -41,7 +41,7 @@ from tasks.rules.retention import Retention
 from tasks.skills.base import SkillRegistry
 from tasks.skills.core import core_skills
 from tasks.store.db import Database
-from tasks.store.models import TABLES
+from tasks.store.models import TABLES, table_of
 from tasks.store.outbox import Outboxes
 from tasks.store.pruning import Pruner
 from tasks.store.schema import upgrade
@@ -125,13 +125,13 @@ class Steady:
 def _rows(tx: Tx) -> dict[str, int]:
     out = {}
     for model in TABLES:
-        table = model.__table__  # type: ignore[attr-defined]
+        table = table_of(model)
         out[table.name] = int(tx.conn.execute(select(func.count()).select_from(table)).scalar_one())
     return out
 
 
 def _pg_bytes(tx: Tx) -> int:
-    names = [m.__table__.name for m in TABLES]  # type: ignore[attr-defined]
+    names = [table_of(m).name for m in TABLES]
     total = 0
     for name in names:
         total += int(tx.conn.execute(text("SELECT pg_total_relation_size(CAST(:t AS regclass))"), {"t": name})
@@ -151,7 +151,7 @@ def _vacuum(url: str) -> None:
     wall-clock time (every minute at most), which a moved clock outruns."""
     import psycopg
 
-    names = ", ".join(m.__table__.name for m in TABLES)  # type: ignore[attr-defined]
+    names = ", ".join(table_of(m).name for m in TABLES)
     with psycopg.connect(url.replace("postgresql+psycopg", "postgresql"), autocommit=True) as conn:
         conn.execute(f"VACUUM (ANALYZE) {names}")
 
@@ -159,7 +159,7 @@ def _vacuum(url: str) -> None:
 async def sample(db: Database, url: str, hours: int) -> dict[str, Any]:
     rows = await db.run(_rows)
     out: dict[str, Any] = {"day": round(hours / 24, 2)}
-    if db.sqlite:
+    if db.dialect.name == "sqlite":
         out["db_bytes"] = _sqlite_bytes(url)
     else:
         out["db_bytes_before_vacuum"] = await db.run(_pg_bytes)

@@ -38,7 +38,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from adapters.chat import Card, ChatAdapter, ConversationRef, DeliveryError, MessageRef
 from bot.application import cards
@@ -65,6 +65,22 @@ def retry_delay(attempts: int, retry_after: float | None) -> float:
     """Seconds before a failed row is tried again: the backoff (at most
     `RETRY.cap`), or longer when the platform said how long to wait."""
     return max(backoff(attempts, RETRY, 0.5), retry_after or 0.0)
+
+
+def look_first(attempts: int, put_back_at: int | None) -> bool:
+    """Before posting a row tried before: the platform may have it already (the
+    answer was lost, or the process died after posting), so look for it by its
+    key first; unless this process put it back unsent at its last attempt
+    (`put_back_at`: that attempt's number), when nobody else tried it meanwhile."""
+    return attempts > 1 and put_back_at != attempts - 1
+
+
+def after_look(*, found: bool, card: bool) -> Literal["edit", "done", "post"]:
+    """What the lookup found decides: a card found is edited to the state it
+    shows now; a message found was posted already; nothing found is posted."""
+    if not found:
+        return "post"
+    return "edit" if card else "done"
 
 
 @dataclass
@@ -360,10 +376,13 @@ class Delivery:
         if c.message:
             return await adapter.update(conv, MessageRef.from_json(c.message), card)
         assert row.id is not None
-        if row.attempts > 1 and self._unsent.pop(row.id, None) != row.attempts - 1:
+        if look_first(row.attempts, self._unsent.pop(row.id, None) if row.attempts > 1 else None):
             found = await adapter.find(conv, key)
-            if found is not None:
-                return await adapter.update(conv, found, card) if row.card_key else found
+            then = after_look(found=found is not None, card=bool(row.card_key))
+            if found is not None and then == "edit":
+                return await adapter.update(conv, found, card)
+            if then == "done":
+                return found
         return await adapter.post(conv, card, key=key)
 
     async def render(self, kind: str, payload: dict[str, Any]) -> Card:

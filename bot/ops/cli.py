@@ -14,6 +14,7 @@ from typing import Any
 from adapters.sanitize import db_id
 from bot.assembly.config import Settings, describe
 from bot.ops import logs
+from tasks.rules.clock import utcnow
 
 log = logging.getLogger("cowork")
 
@@ -260,7 +261,7 @@ def cmd_tasks_cancel(settings: Settings, args: argparse.Namespace) -> int:
 
     store = _store(settings)
     try:
-        _run(Controls(store).cancel(args.id, "cli"))
+        _run(Controls(store).cancel(args.id, "cli", utcnow()))
         print(f"task {args.id} cancelled")
         return 0
     except (IllegalTransition, LookupError) as e:
@@ -306,7 +307,7 @@ def cmd_db_prune(settings: Settings, args: argparse.Namespace) -> int:
         except OSError as e:
             print(f"cowork: cannot write {args.export}: {e.strerror}; nothing was pruned", file=sys.stderr)
             return 1
-    out = _run(prune_command(settings, dry_run=args.dry_run, export=args.export, batch=args.batch))
+    out = _run(prune_command(settings, dry_run=args.dry_run, export=args.export, batch=args.batch, now=utcnow()))
     print(json.dumps(out, indent=2))
     return 0
 

@@ -12,7 +12,6 @@ from typing import Any
 
 from bot.application.presentation import event_line
 from bot.assembly.config import Settings
-from tasks.rules.clock import utcnow
 from tasks.rules.retention import Retention, cutoffs
 from tasks.store.db import Database
 from tasks.store.models import Event
@@ -53,10 +52,10 @@ def report(pruned: Pruned) -> dict[str, Any]:
 
 
 async def prune_command(settings: Settings, *, dry_run: bool, export: str | None, batch: int,
-                        now: datetime | None = None) -> dict[str, Any]:  # fmt: skip
+                        now: datetime) -> dict[str, Any]:  # fmt: skip
     """`cowork db prune`: what would go (dry run) or what went, as JSON."""
     rules = retention(settings, batch)
-    at = now or utcnow()
+    at = now
     cut = cutoffs(rules, at)
     out: dict[str, Any] = {"now": at.isoformat(), "cutoffs": {k: v.isoformat() if v else None
                                                                for k, v in vars(cut).items()}}  # fmt: skip

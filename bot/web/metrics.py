@@ -1,6 +1,6 @@
 """GET /metrics in Prometheus text format.
 
-Read from the database at scrape time, so every web process shows the whole
+Read from the database (through the store) at scrape time, so every web process shows the whole
 deployment: tasks by state, outbox rows by state, the queue depth (tasks a
 worker could claim now), approvals waiting, a histogram of effectful step
 latency (intent to outcome) by skill, and tokens and dollars spent. Kept by
@@ -22,67 +22,19 @@ from prometheus_client.core import (
     GaugeMetricFamily,
     HistogramMetricFamily,
 )
-from sqlalchemy import and_, case, func, or_, select
 
 from tasks.rules.clock import utcnow
-from tasks.rules.states import CLAIMABLE
-from tasks.store.db import Database
-from tasks.store.models import Approval, Step, Task
-from tasks.store.tx import Tx
+from tasks.store.store import Store
+from tasks.store.views import Figures
 
-TASK = Task.__table__  # type: ignore[attr-defined]
-STEP = Step.__table__  # type: ignore[attr-defined]
-APPROVAL = Approval.__table__  # type: ignore[attr-defined]
 BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
 @dataclass
-class Snapshot:
-    """What one scrape read from the database."""
+class Snapshot(Figures):
+    """What one scrape read: the store's figures, and the outbox rows by state."""
 
-    tasks: dict[str, int] = field(default_factory=dict)
     outbox: dict[str, int] = field(default_factory=dict)
-    runnable: int = 0
-    approvals_pending: int = 0
-    tokens: int = 0
-    dollars: float = 0.0
-    # skill -> (cumulative counts per bucket, count, sum of seconds)
-    step_seconds: dict[str, tuple[list[int], int, float]] = field(default_factory=dict)
-
-
-def _step_seconds(sqlite: bool) -> Any:
-    if sqlite:
-        return (func.julianday(STEP.c.finished_at) - func.julianday(STEP.c.started_at)) * 86400.0
-    return func.extract("epoch", STEP.c.finished_at - STEP.c.started_at)
-
-
-def read_snapshot(tx: Tx, sqlite: bool, now: datetime) -> Snapshot:
-    """Every database figure of a scrape, in one transaction."""
-    c = tx.conn
-    snap = Snapshot()
-    snap.tasks = {str(s): int(n) for s, n in c.execute(select(TASK.c.state, func.count()).group_by(TASK.c.state))}
-    snap.runnable = int(c.execute(select(func.count()).select_from(TASK).where(
-        TASK.c.state.in_([s.value for s in CLAIMABLE]),
-        or_(TASK.c.run_after.is_(None), TASK.c.run_after <= now),
-        or_(TASK.c.lease_holder.is_(None), TASK.c.lease_expires_at < now),
-    )).scalar_one())  # fmt: skip
-    snap.approvals_pending = int(c.execute(
-        select(func.count()).select_from(APPROVAL).where(APPROVAL.c.state == "pending")
-    ).scalar_one())  # fmt: skip
-    tokens, dollars = c.execute(select(func.sum(TASK.c.tokens), func.sum(TASK.c.cost))).one()
-    snap.tokens, snap.dollars = int(tokens or 0), float(dollars or 0.0)
-    snap.step_seconds = _histogram(tx, sqlite)
-    return snap
-
-
-def _histogram(tx: Tx, sqlite: bool) -> dict[str, tuple[list[int], int, float]]:
-    seconds = _step_seconds(sqlite)
-    timed = and_(STEP.c.started_at.is_not(None), STEP.c.finished_at.is_not(None))
-    cols = [func.sum(case((seconds <= b, 1), else_=0)) for b in BUCKETS]
-    rows = tx.conn.execute(
-        select(STEP.c.skill, func.count(), func.sum(seconds), *cols).where(timed).group_by(STEP.c.skill)
-    )
-    return {str(r[0]): ([int(v or 0) for v in r[3:]], int(r[1]), float(r[2] or 0.0)) for r in rows}
 
 
 class DatabaseCollector:
@@ -141,10 +93,9 @@ class Metrics:
         if outcome == "throttled":
             self.throttled.labels(platform).inc()
 
-    async def scrape(self, db: Database, outbox: dict[str, int], now: datetime) -> bytes:
-        snap = await db.run(lambda tx: read_snapshot(tx, db.sqlite, now))
-        snap.outbox = outbox
-        self.db.snapshot = snap
+    async def scrape(self, store: Store, outbox: dict[str, int], now: datetime) -> bytes:
+        figures = await store.figures(now, BUCKETS)
+        self.db.snapshot = Snapshot(outbox=outbox, **vars(figures))
         return generate_latest(self.registry)
 
 
@@ -159,7 +110,7 @@ def mount_metrics(app: web.Application, runtime: Any) -> Metrics:
 
     async def handler(request: web.Request) -> web.Response:
         try:
-            body = await metrics.scrape(runtime.db, await runtime.outboxes.stats(), utcnow())
+            body = await metrics.scrape(runtime.store, await runtime.outboxes.stats(), utcnow())
         except Exception as e:  # the database is down: say so, the way /healthz?ready=1 does
             return web.json_response({"status": "unavailable", "database": str(e)[:200]}, status=503)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -17,7 +17,7 @@ from typing import Any
 
 from tasks.engine.faults import crash_point
 from tasks.rules import binding, egress
-from tasks.rules.approvals import args_hash
+from tasks.rules.approvals import args_hash, gate
 from tasks.rules.plans import PlanError, blocked_steps, ready_steps
 from tasks.rules.retry import RetryPolicy, decide_retry
 from tasks.rules.states import StepState
@@ -178,13 +178,12 @@ class StepRunner:
         # Bound to the values that will run (and that the card shows), checked
         # here, right before the effect: an approval of other values does not count.
         bound = args_hash(skill.name, args)
-        latest = _latest(view.approvals, key)
-        if latest is not None and latest.state == "approved" and latest.args_hash == bound:
+        verdict = gate(_latest(view.approvals, key), bound)
+        if verdict.action == "run":
             return True
-        if latest is not None and latest.state == "pending":
+        if verdict.action == "wait":
             turn.states[key] = S.WAITING.value
             return False
-        stale = latest.id if latest is not None and latest.state == "approved" else None
         try:  # nobody is asked to approve what cannot work
             await skill.preflight(ctx, args)
         except SkillError as e:
@@ -196,7 +195,7 @@ class StepRunner:
             task.id, key, self.worker, skill=skill.name, args_hash=bound, summary=summary,
             approvers=rules.approvers_for(task.requester), required=rules.required,
             expires_at=now + timedelta(seconds=rules.expiry_seconds), on_reject=rules.on_reject, now=now,
-            supersedes=stale,
+            supersedes=verdict.supersedes,
         )  # fmt: skip
         turn.states[key] = S.WAITING.value
         return False

@@ -7,7 +7,11 @@ the move.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 
 class TaskState(StrEnum):
@@ -79,3 +83,44 @@ def sources_for(target: str) -> frozenset[str]:
     """The states a task may enter `target` from."""
     t = TaskState(target)
     return frozenset(s.value for s, allowed in _ALLOWED.items() if t in allowed)
+
+
+# -- what a person's command writes (the shells are in tasks/engine/controls.py) -------
+
+
+@dataclass(frozen=True)
+class Move:
+    """A task's move as a command decides it: where to, the event kind, the values set."""
+
+    target: TaskState
+    kind: str
+    values: Mapping[str, Any]
+
+
+def resume(*, planned: bool, waiting_step: bool, now: datetime) -> Move:
+    """A paused task goes back to where it was: planning again if it has no plan,
+    waiting for its approval if a step waits for one, running otherwise."""
+    target = T.QUEUED if not planned else (T.WAITING if waiting_step else T.RUNNING)
+    return Move(target, "task.resumed", {"pause_reason": None, "run_after": now, "started_at": now})
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A retry: the task's move, and which steps start again (and with what)."""
+
+    move: Move
+    steps_in: frozenset[str]
+    step_values: Mapping[str, Any]
+
+
+_AGAIN = frozenset({StepState.FAILED.value, StepState.CANCELLED.value, StepState.WAITING.value})
+_FRESH_STEP: Mapping[str, Any] = {"state": StepState.PENDING.value, "attempts": 0, "error": None, "wake_at": None,
+                                  "intent_at": None, "finished_at": None}  # fmt: skip
+
+
+def retry(*, planned: bool, state: str, now: datetime) -> Retry:
+    """Run a failed (or expired) task again from its failed steps; finished steps
+    stay. A task that failed while planning plans again, through running's sources."""
+    target = T.RUNNING if planned or state == T.FAILED else T.QUEUED
+    values = {"error": None, "finished_at": None, "run_after": now, "started_at": now}
+    return Retry(Move(target, "task.retried", values), _AGAIN, _FRESH_STEP)

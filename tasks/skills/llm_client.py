@@ -10,14 +10,15 @@ the client. `as_skill_error` is the pure mapping of an openai error to a
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import openai
 
+from tasks.rules.clock import utcnow
 from tasks.rules.policy import Policy
 from tasks.skills.base import SkillError
 
@@ -68,6 +69,7 @@ class LLM:
     client: openai.AsyncOpenAI
     model: str = DEFAULT_MODEL
     policy: Policy = field(default_factory=Policy)
+    clock: Callable[[], datetime] = utcnow  # reads an HTTP-date Retry-After
 
     async def complete(
         self,
@@ -88,7 +90,7 @@ class LLM:
         try:
             resp = await self.client.chat.completions.create(**kw)
         except openai.OpenAIError as e:
-            raise as_skill_error(e) from e
+            raise as_skill_error(e, self.clock()) from e
         return self._completion(resp)
 
     def _completion(self, resp: Any) -> Completion:
@@ -110,12 +112,12 @@ class LLM:
         )  # fmt: skip
 
 
-def as_skill_error(e: Exception, now: datetime | None = None) -> SkillError:
+def as_skill_error(e: Exception, now: datetime) -> SkillError:
     """Map an openai error to a retry decision. A 429 for an exhausted quota
     will not clear by waiting; other 429s, 408/409, 5xx and timeouts may."""
     if isinstance(e, openai.APIStatusError):
         status = e.status_code
-        wait = retry_after_seconds(e.response.headers, now or datetime.now(UTC))
+        wait = retry_after_seconds(e.response.headers, now)
         if status == 429 and e.code == "insufficient_quota":
             return SkillError(f"LLM quota exhausted: {e.message}", retryable=False)
         if status in (408, 409, 429) or status >= 500:

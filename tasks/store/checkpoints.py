@@ -8,45 +8,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
 from tasks.rules.states import StepState, TaskState
 from tasks.skills.base import StepResult
-from tasks.store.models import Spend, Task
-from tasks.store.rows import card_update, event_row, outbox_row
-from tasks.store.store import APPROVAL, EVENT, OUTBOX, STEP, TASK, Store, update_step
+from tasks.store import statements as sql
+from tasks.store.models import EVENT, OUTBOX, STEP, Task
+from tasks.store.rows import approval_card_update, card_update, event_row, outbox_row, summary_update
+from tasks.store.statements import update_step
+from tasks.store.store import Store
 from tasks.store.tx import Tx
 from tasks.store.views import PlannedStep
 
-SPEND = Spend.__table__  # type: ignore[attr-defined]
 _LIVE = [TaskState.RUNNING.value]
 _RELEASE: dict[str, Any] = {"lease_holder": None, "lease_expires_at": None}
-
-
-_WAKE_PLANNING = (
-    update(TASK)
-    .where(TASK.c.state == TaskState.PLANNING.value, TASK.c.lease_holder.is_(None),
-           TASK.c.run_after > bindparam("p_now"))
-    .values(run_after=bindparam("p_now"))
-)  # fmt: skip
-_STEP_STATE = select(STEP.c.state, STEP.c.attempts).where(
-    STEP.c.task_id == bindparam("p_task"), STEP.c.key == bindparam("p_key")
-)
-_NEXT_WAKE = select(func.min(STEP.c.wake_at)).where(
-    STEP.c.task_id == bindparam("p_task"), STEP.c.state == StepState.SLEEPING.value
-)
-_PLAN_TRIES = select(func.count()).where(EVENT.c.task_id == bindparam("p_task"), EVENT.c.kind == "plan.retry")
-
-
-def _summary(tx: Tx, task_id: int, row: Any, now: datetime) -> None:
-    """The completion summary of a task that ended, for its thread."""
-    if row.conversation:
-        tx.insert_later(OUTBOX, outbox_row(
-            task_id=task_id, platform=row.platform, kind="summary",
-            conversation=row.conversation, now=now, payload={"task_id": task_id},
-        ))  # fmt: skip
 
 
 def step_rows(task_id: int, plan: dict[str, Any]) -> list[dict[str, Any]]:
@@ -87,7 +60,7 @@ class Checkpoints:
 
         def q(tx: Tx) -> None:
             if wake_planning:
-                tx.run(_WAKE_PLANNING, {"p_now": now})
+                tx.run(sql.WAKE_PLANNING, {"p_now": now})
             for step in step_rows(task_id, plan):
                 tx.insert_later(STEP, step)
             usage = {"tokens": tokens, "cost": round(cost, 6)} if tokens or cost else {}
@@ -112,14 +85,14 @@ class Checkpoints:
         """Whether attempt `attempt` of the step has already been recorded in one of `states`."""
 
         def q(tx: Tx) -> bool:
-            rows = tx.rows(_STEP_STATE, {"p_task": task_id, "p_key": key})
+            rows = tx.rows(sql.STEP_STATE, {"p_task": task_id, "p_key": key})
             return bool(rows) and rows[0].attempts == attempt and rows[0].state in states
 
         return await self.db.run(q, task_id)
 
     async def plan_tries(self, task_id: int) -> int:
         """How many times planning this task was put off (the LLM was unavailable)."""
-        return await self.db.run(lambda tx: int(tx.rows(_PLAN_TRIES, {"p_task": task_id})[0][0]), task_id)
+        return await self.db.run(lambda tx: int(tx.rows(sql.PLAN_TRIES, {"p_task": task_id})[0][0]), task_id)
 
     async def plan_later(self, task_id: int, worker: str, now: datetime, at: datetime, *, reason: str,
                          attempt: int, note: str | None = None) -> None:  # fmt: skip
@@ -181,7 +154,7 @@ class Checkpoints:
             if result.cost or result.tokens:
                 self._spend(tx, row.platform, row.requester, now, result.cost, result.tokens)
             if last:
-                _summary(tx, task_id, row, now)
+                summary_update(tx, task_id, row.platform, row.conversation, now)
             else:
                 card_update(tx, task_id, row.platform, row.conversation, now)
 
@@ -195,22 +168,11 @@ class Checkpoints:
         if idem is None:
             tx.insert_later(OUTBOX, row)
             return
-        ins = (sqlite_insert if self.db.sqlite else pg_insert)(OUTBOX).values(**row)
         # Written once per key; a row the platform refused (never posted) is sent again.
-        again = {"state": "pending", "attempts": 0, "error": None, "next_attempt_at": now}
-        tx.conn.execute(ins.on_conflict_do_update(index_elements=["idempotency_key"], set_=again,
-                                                  where=OUTBOX.c.state == "dead"))  # fmt: skip
+        tx.conn.execute(sql.outbox_once(self.db.dialect, row))
 
     def _spend(self, tx: Tx, platform: str, person: str, now: datetime, cost: float, tokens: int) -> None:
-        ins = (sqlite_insert if self.db.sqlite else pg_insert)(SPEND).values(
-            platform=platform, person=person, day=now.date().isoformat(), cost=cost, tokens=tokens
-        )
-        tx.conn.execute(
-            ins.on_conflict_do_update(
-                index_elements=["platform", "person", "day"],
-                set_={"cost": SPEND.c.cost + cost, "tokens": SPEND.c.tokens + tokens},
-            )
-        )
+        tx.conn.execute(sql.spend_add(self.db.dialect, platform, person, now.date().isoformat(), cost, tokens))
 
     async def step_failed(
         self, task_id: int, key: str, worker: str, attempt: int, error: str, now: datetime,
@@ -263,11 +225,9 @@ class Checkpoints:
 
         def q(tx: Tx) -> None:
             self.store.fenced_task_update(tx, task_id, worker, _LIVE, updated_at=now)
-            tx.conn.execute(
-                update(STEP).where(STEP.c.task_id == task_id, STEP.c.key.in_(list(keys)))
-                .values(state=state, wake_at=wake_at,
-                        finished_at=None if state == StepState.SLEEPING.value else now)
-            )  # fmt: skip
+            tx.conn.execute(sql.step_set(task_id, keys, {
+                "state": state, "wake_at": wake_at, "finished_at": None if state == StepState.SLEEPING.value else now,
+            }))  # fmt: skip
             for k in keys:
                 tx.insert_later(EVENT, event_row(task_id, worker, f"step.{state}", now, step=k,
                                                  reason=reason or None))  # fmt: skip
@@ -286,39 +246,25 @@ class Checkpoints:
             row = self.store.fenced_task_row(tx, task_id, worker, _LIVE, updated_at=now)
             if supersedes is not None:
                 self._supersede(tx, task_id, row, supersedes, key, worker, now)
-            approval_id = tx.conn.execute(
-                insert(APPROVAL).values(
-                    task_id=task_id, step_key=key, skill=skill, args_hash=args_hash, summary=summary,
-                    approvers=approvers, required=required, decisions=[], state="pending",
-                    on_reject=on_reject, expires_at=expires_at, created_at=now,
-                ).returning(APPROVAL.c.id)
-            ).scalar_one()  # fmt: skip
-            tx.conn.execute(
-                update(STEP).where(STEP.c.task_id == task_id, STEP.c.key == key)
-                .values(state=StepState.WAITING.value)
-            )  # fmt: skip
+            approval_id = tx.conn.execute(sql.approval_insert({
+                "task_id": task_id, "step_key": key, "skill": skill, "args_hash": args_hash, "summary": summary,
+                "approvers": approvers, "required": required, "decisions": [], "state": "pending",
+                "on_reject": on_reject, "expires_at": expires_at, "created_at": now,
+            })).scalar_one()  # fmt: skip
+            tx.conn.execute(sql.step_set(task_id, [key], {"state": StepState.WAITING.value}))
             tx.insert_later(EVENT, event_row(task_id, worker, "approval.requested", now, step=key,
                                              approval=approval_id, approvers=approvers))  # fmt: skip
-            if row.conversation:
-                tx.insert_later(OUTBOX, outbox_row(
-                    task_id=task_id, platform=row.platform, kind="approval_card",
-                    conversation=row.conversation, now=now, card_key=f"approval:{approval_id}",
-                    payload={"approval_id": approval_id},
-                ))  # fmt: skip
+            approval_card_update(tx, task_id, int(approval_id), row.platform, row.conversation, now)
             return int(approval_id)
 
         return await self.db.run(q, task_id)
 
     def _supersede(self, tx: Tx, task_id: int, row: Any, approval_id: int, key: str, worker: str,
                    now: datetime) -> None:  # fmt: skip
-        tx.conn.execute(update(APPROVAL).where(APPROVAL.c.id == approval_id).values(state="superseded"))
+        tx.conn.execute(sql.approval_set(approval_id, {"state": "superseded"}))
         tx.insert_later(EVENT, event_row(task_id, worker, "approval.superseded", now, step=key,
                                          approval=approval_id, reason="the values changed after approval"))  # fmt: skip
-        if row.conversation:
-            tx.insert_later(OUTBOX, outbox_row(
-                task_id=task_id, platform=row.platform, kind="approval_card", conversation=row.conversation,
-                now=now, card_key=f"approval:{approval_id}", payload={"approval_id": approval_id},
-            ))  # fmt: skip
+        approval_card_update(tx, task_id, approval_id, row.platform, row.conversation, now)
 
     async def note(self, task_id: int, actor: str, kind: str, now: datetime, **detail: Any) -> None:
         """An audit event with no state change (an auto-approve rule fired, say)."""
@@ -335,7 +281,7 @@ class Checkpoints:
         def q(tx: Tx) -> None:
             if target == TaskState.RUNNING.value:
                 # A parked step the delivery loop woke during this turn is due sooner than the turn knows.
-                woken = tx.rows(_NEXT_WAKE, {"p_task": task_id})[0][0]
+                woken = tx.rows(sql.NEXT_WAKE, {"p_task": task_id})[0][0]
                 at = min(run_after, woken) if run_after is not None and woken is not None else run_after
                 self.store.fenced_task_update(tx, task_id, worker, _LIVE, run_after=at, **_RELEASE)
                 return
@@ -353,16 +299,13 @@ class Checkpoints:
             row = self.store.transition(tx, task_id, target, actor=worker, now=now, fence=worker,
                                         detail=detail, values=values, owner=owner)  # fmt: skip
             if final:
-                _summary(tx, task_id, row, now)
+                summary_update(tx, task_id, row.platform, row.conversation, now)
 
         await self.db.run(q, task_id)
 
     async def spent_today(self, platform: str, person: str, now: datetime) -> float:
         def q(tx: Tx) -> float:
-            v = tx.conn.execute(
-                select(SPEND.c.cost).where(SPEND.c.platform == platform, SPEND.c.person == person,
-                                           SPEND.c.day == now.date().isoformat())
-            ).scalar()  # fmt: skip
+            v = tx.conn.execute(sql.spent(platform, person, now.date().isoformat())).scalar()
             return float(v or 0.0)
 
         return await self.db.run(q)

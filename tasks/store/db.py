@@ -13,7 +13,8 @@ driver's cursor, and inserts and fenced updates buffered until commit.
 SQLite runs in WAL mode with synchronous=NORMAL: a committed transaction
 survives a crash of the process (not of the operating system, which is what
 synchronous=FULL would add). Writers start with BEGIN IMMEDIATE so several
-processes on one file queue on the lock instead of failing.
+processes on one file queue on the lock instead of failing. What differs
+between SQLite and PostgreSQL is in `tasks.store.dialects`.
 """
 
 from __future__ import annotations
@@ -21,20 +22,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import queue
 import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
-from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from tasks.store.dialects import SQLite, dialect_of
+from tasks.store.dialects import normalize_url as normalize_url
 from tasks.store.tx import Statements, Tx
 
 log = logging.getLogger(__name__)
@@ -43,40 +43,13 @@ DEFAULT_URL = "sqlite:///cowork.db"
 MAX_BATCH = 256
 
 
-def normalize_url(url: str) -> str:
-    """Accept the URLs operators write (postgres://, postgresql://) and pick psycopg 3."""
-    if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://") :]
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://") :]
-    return url
-
-
 def is_sqlite(url: str) -> bool:
-    return normalize_url(url).startswith("sqlite")
+    return isinstance(dialect_of(url), SQLite)
 
 
 def make_engine(url: str) -> Engine:
     url = normalize_url(url)
-    if url.startswith("sqlite"):
-        path = make_url(url).database
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-        event.listen(engine, "connect", _sqlite_connect)
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
-        return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=4)
-
-
-def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
-    dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.close()
+    return dialect_of(url).engine(url)
 
 
 @dataclass
@@ -93,21 +66,18 @@ _STOP = object()
 
 
 class Database:
-    """`lanes` database threads: one for SQLite (its single writer); for
-    PostgreSQL COWORK_DB_LANES (default 1: measured best with 2 workers on 2
-    cores; more lanes overlap round trips when the database is remote). A unit
+    """`lanes` database threads (`Dialect.lanes`: one for SQLite). A unit
     given an `affinity` (a task id) always runs on the same lane, so two lanes
     of one process never lock the same task row in opposite orders."""
 
     def __init__(self, url: str = DEFAULT_URL, lanes: int | None = None):
         self.url = normalize_url(url)
-        self.engine = make_engine(self.url)
-        self.sqlite = self.url.startswith("sqlite")
-        n = 1 if self.sqlite else (lanes or int(os.environ.get("COWORK_DB_LANES", "1")))
-        self._queues: list[queue.SimpleQueue[Any]] = [queue.SimpleQueue() for _ in range(n)]
+        self.dialect = dialect_of(self.url)
+        self.engine = self.dialect.engine(self.url)
+        self._queues: list[queue.SimpleQueue[Any]] = [queue.SimpleQueue() for _ in range(self.dialect.lanes(lanes))]
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
-        self.statements = Statements(self.engine.dialect)
+        self.statements = Statements(self.engine.dialect, self.dialect)
         self.batches = 0
         self.units = 0
 

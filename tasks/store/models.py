@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Table, UniqueConstraint
 from sqlalchemy.orm import configure_mappers
 from sqlmodel import Field, SQLModel
 
@@ -206,10 +206,35 @@ class RoleLease(SQLModel, table=True):
     expires_at: datetime
 
 
-TABLES = [Task, Step, Approval, Event, Outbox, Card, Schedule, Spend, ChatMessage, RoleLease]
+TABLES: list[type[SQLModel]] = [Task, Step, Approval, Event, Outbox, Card, Schedule, Spend, ChatMessage, RoleLease]
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The SQLAlchemy table of a table model (sqlmodel leaves `__table__` untyped)."""
+    table = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(table, Table)
+    return table
+
+
+# Each table object, once: the statements (tasks/store/statements.py) are written against these.
+TASK = table_of(Task)
+STEP = table_of(Step)
+APPROVAL = table_of(Approval)
+EVENT = table_of(Event)
+OUTBOX = table_of(Outbox)
+CARD = table_of(Card)
+SCHEDULE = table_of(Schedule)
+SPEND = table_of(Spend)
+MESSAGE = table_of(ChatMessage)
+LEASE = table_of(RoleLease)
 
 
 _CONFIGURED = False
+
+
+def from_row(model: type[M], row: Any) -> M:
+    """A record from a row of a SQLAlchemy result (see `loaded`)."""
+    return loaded(model, row._asdict())
 
 
 def loaded(model: type[M], values: dict[str, Any]) -> M:

@@ -17,16 +17,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from tasks.rules.coalescing import coalesce
 from tasks.rules.states import StepState, TaskState
 from tasks.skills.base import Delivered
-from tasks.store.models import Card, Outbox
-from tasks.store.store import OUTBOX, STEP, TASK, Store, _row
+from tasks.store.models import CARD, OUTBOX, STEP, TASK, Outbox, from_row
+from tasks.store.store import Store
 from tasks.store.tx import Tx
-
-CARD = Card.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -97,57 +94,30 @@ class Outboxes:
         } if keys else {}  # fmt: skip
         out = []
         for r in chosen:
-            row = _row(Outbox, r)
+            row = from_row(Outbox, r)
             row.attempts += 1
-            row.payload = payloads.get(row.id, row.payload)
+            row.payload = payloads.get(r.id, row.payload)
             out.append(Claimed(row, cards.get(r.card_key) if r.card_key else None))
         return out
 
     def _coalesce(self, tx: Tx, due: Sequence[Any], now: datetime,
                   limit: int) -> tuple[list[Any], dict[int, Any]]:  # fmt: skip
-        """One row per card: the card's oldest pending row carries it, with the payload
-        of its newest (the latest state; a task card is rendered from the records anyway),
-        so the card keeps the place of its first unshown change: never behind messages
-        queued later, nor behind other cards' changes made while it waited for a rate
-        limit. Every other pending row of the card is superseded. A card whose carrier
-        waits for a retry, or is being sent right now, is left alone. The rows picked go
-        in the order they were written. Returned with the carriers' new payloads, by row id."""
+        """`coalescing.coalesce` over the due rows' cards, and its writes: the
+        carriers' new payloads and the superseded rows. Returned with the
+        carriers' new payloads, by row id."""
         keys = {r.card_key for r in due if r.card_key}
         rows = tx.conn.execute(
             select(OUTBOX).where(OUTBOX.c.card_key.in_(keys), OUTBOX.c.state.in_(["pending", "sending"]))
         ).all() if keys else []  # fmt: skip
-        carrier: dict[str, Any] = {}
-        newest: dict[str, Any] = {}
-        busy: set[str] = set()
-        for r in rows:
-            if r.state == "sending" and r.next_attempt_at > now:
-                busy.add(r.card_key)
-                continue
-            if r.card_key not in carrier or r.id < carrier[r.card_key].id:
-                carrier[r.card_key] = r
-            if r.card_key not in newest or r.id > newest[r.card_key].id:
-                newest[r.card_key] = r
-        picked, seen, payloads = [], set(), {}
-        for r in due:
-            key = r.card_key
-            if key and (key in busy or key in seen or carrier[key].next_attempt_at > now):
-                continue
-            if key:
-                seen.add(key)
-                r = carrier[key]
-                if newest[key].payload != r.payload:
-                    payloads[r.id] = newest[key].payload
-                    tx.conn.execute(update(OUTBOX).where(OUTBOX.c.id == r.id).values(payload=payloads[r.id]))
-            picked.append(r)
-            if len(picked) >= limit:
-                break
-        picked.sort(key=lambda r: (r.created_at, r.id))
-        stale = [r.id for r in rows if r.card_key in seen and r.id != carrier[r.card_key].id and r.state == "pending"]
-        if stale:
+        plan = coalesce(due, rows, now, limit)
+        for row_id, payload in plan.payloads.items():
+            tx.conn.execute(update(OUTBOX).where(OUTBOX.c.id == row_id).values(payload=payload))
+        if plan.superseded:
             tx.conn.execute(
-                update(OUTBOX).where(OUTBOX.c.id.in_(stale), OUTBOX.c.state == "pending").values(state="superseded")
-            )
-        return picked, payloads
+                update(OUTBOX).where(OUTBOX.c.id.in_(plan.superseded), OUTBOX.c.state == "pending")
+                .values(state="superseded")
+            )  # fmt: skip
+        return plan.picked, plan.payloads
 
     async def sent(self, outbox_id: int, message: dict[str, Any] | None, now: datetime) -> None:
         def q(tx: Tx) -> None:
@@ -159,7 +129,7 @@ class Outboxes:
             if r is not None:
                 _wake_poster(tx, r, now)
             if r is not None and r.card_key and message is not None:
-                ins = (sqlite_insert if self.db.sqlite else pg_insert)(CARD).values(
+                ins = self.db.dialect.insert(CARD).values(
                     card_key=r.card_key, platform=r.platform, message=message, updated_at=now
                 )
                 tx.conn.execute(ins.on_conflict_do_update(
@@ -198,7 +168,7 @@ class Outboxes:
             stmt = select(OUTBOX).order_by(OUTBOX.c.id)
             if task_id is not None:
                 stmt = stmt.where(and_(OUTBOX.c.task_id == task_id))
-            return [_row(Outbox, r) for r in tx.conn.execute(stmt)]
+            return [from_row(Outbox, r) for r in tx.conn.execute(stmt)]
 
         return await self.db.run(q)
 

@@ -33,14 +33,9 @@ from tasks.rules.retention import (
     fit_batch,
 )
 from tasks.store.db import Database
-from tasks.store.models import Card, ChatMessage, Event, Outbox, loaded
-from tasks.store.statements import APPROVAL, STEP, TASK
+from tasks.store.models import APPROVAL, CARD, EVENT, MESSAGE, OUTBOX, STEP, TASK, Event, loaded
 from tasks.store.tx import Tx
 
-EVENT = Event.__table__  # type: ignore[attr-defined]
-OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
-CARD = Card.__table__  # type: ignore[attr-defined]
-MESSAGE = ChatMessage.__table__  # type: ignore[attr-defined]
 CHILDREN = (("step", STEP), ("approval", APPROVAL), ("event", EVENT), ("outbox", OUTBOX))
 Export = Callable[[Sequence[Event]], None]
 

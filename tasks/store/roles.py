@@ -11,15 +11,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
+from tasks.store import statements as sql
 from tasks.store.db import Database
-from tasks.store.models import RoleLease
 from tasks.store.tx import Tx
-
-LEASE = RoleLease.__table__  # type: ignore[attr-defined]
 
 
 class Roles:
@@ -31,31 +25,19 @@ class Roles:
         until = now + timedelta(seconds=seconds)
 
         def q(tx: Tx) -> bool:
-            ins = (sqlite_insert if self.db.sqlite else pg_insert)(LEASE).values(
-                name=name, holder=holder, expires_at=until
-            )
-            upsert = ins.on_conflict_do_update(
-                index_elements=["name"],
-                set_={"holder": holder, "expires_at": until},
-                where=or_(LEASE.c.holder == holder, LEASE.c.expires_at <= now),
-            ).returning(LEASE.c.holder)
-            return tx.conn.execute(upsert).scalar() == holder
+            return tx.conn.execute(sql.role_hold(self.db.dialect, name, holder, until, now)).scalar() == holder
 
         return await self.db.run(q)
 
     async def release(self, name: str, holder: str, now: datetime) -> None:
         """Let go of `name` at once (a clean stop), so another process need not wait for it to lapse."""
-        await self.db.run(
-            lambda tx: tx.conn.execute(
-                update(LEASE).where(LEASE.c.name == name, LEASE.c.holder == holder).values(expires_at=now)
-            )
-        )
+        await self.db.run(lambda tx: tx.conn.execute(sql.role_release(name, holder, now)))
 
     async def holder(self, name: str, now: datetime) -> str | None:
         """Who holds `name` now, if anyone."""
 
         def q(tx: Tx) -> str | None:
-            row = tx.conn.execute(LEASE.select().where(LEASE.c.name == name, LEASE.c.expires_at > now)).first()
+            row = tx.conn.execute(sql.role_holder(name, now)).first()
             return str(row.holder) if row else None
 
         return await self.db.run(q)

@@ -13,11 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import bindparam, select, update
 
-from tasks.rules.clock import utcnow
 from tasks.rules.states import (
     CLAIMABLE,
     IllegalTransition,
@@ -26,19 +23,20 @@ from tasks.rules.states import (
     check_transition,
     sources_for,
 )
+from tasks.store import statements
 from tasks.store.db import Database
-from tasks.store.models import Approval, Event, Outbox, Step, Task, loaded
+from tasks.store.dialects import Dialect
+from tasks.store.models import APPROVAL as APPROVAL
+from tasks.store.models import EVENT as EVENT
+from tasks.store.models import OUTBOX as OUTBOX
+from tasks.store.models import STEP as STEP
+from tasks.store.models import TASK as TASK
+from tasks.store.models import Approval, Event, Step, Task, from_row
 from tasks.store.rows import card_update, event_row, outbox_row
-from tasks.store.statements import _BY_ID, _CLAIMABLE, task_params, task_update
-from tasks.store.statements import APPROVAL as APPROVAL
-from tasks.store.statements import STEP as STEP
-from tasks.store.statements import TASK as TASK
+from tasks.store.statements import BY_ID, CLAIMABLE_TASKS, task_params, task_update
 from tasks.store.statements import update_step as update_step
 from tasks.store.tx import Tx
-from tasks.store.views import TaskView
-
-EVENT = Event.__table__  # type: ignore[attr-defined]
-OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
+from tasks.store.views import Figures, TaskView
 
 
 class LeaseLost(Exception):
@@ -63,24 +61,20 @@ class NewTask:
     budget: dict[str, Any] | None = None
 
 
-def _row(model: type[Any], row: Any) -> Any:
-    return loaded(model, row._asdict())
-
-
-_INTAKE: dict[tuple[bool, tuple[str, ...]], Any] = {}
+_INTAKE: dict[tuple[str, tuple[str, ...]], Any] = {}
 _SAME_TASK = select(TASK.c.id).where(
     TASK.c.platform == bindparam("p_platform"), TASK.c.tenant == bindparam("p_tenant"),
     TASK.c.dedupe_key == bindparam("p_dedupe"),
 )  # fmt: skip
 
 
-def _intake(sqlite: bool, keys: tuple[str, ...]) -> Any:
+def _intake(dialect: Dialect, keys: tuple[str, ...]) -> Any:
     """The prebuilt INSERT of a new task that does nothing when its dedupe key is taken."""
-    stmt = _INTAKE.get((sqlite, keys))
+    stmt = _INTAKE.get((dialect.name, keys))
     if stmt is None:
-        ins = (sqlite_insert if sqlite else pg_insert)(TASK).values({k: bindparam(f"v_{k}") for k in keys})
+        ins = dialect.insert(TASK).values({k: bindparam(f"v_{k}") for k in keys})
         stmt = ins.on_conflict_do_nothing(index_elements=["platform", "tenant", "dedupe_key"]).returning(TASK.c.id)
-        _INTAKE[(sqlite, keys)] = stmt
+        _INTAKE[(dialect.name, keys)] = stmt
     return stmt
 
 
@@ -90,11 +84,11 @@ class Store:
 
     # -- intake -----------------------------------------------------------
 
-    async def create_task(self, new: NewTask, now: datetime | None = None) -> tuple[int, bool]:
+    async def create_task(self, new: NewTask, now: datetime) -> tuple[int, bool]:
         """Insert a task once per (platform, tenant, dedupe key): (id, created?)."""
-        return await self.db.run(lambda tx: self._create(tx, new, now or utcnow()))
+        return await self.db.run(lambda tx: self.create_in(tx, new, now))
 
-    def _create(self, tx: Tx, new: NewTask, now: datetime) -> tuple[int, bool]:
+    def create_in(self, tx: Tx, new: NewTask, now: datetime) -> tuple[int, bool]:
         values = {
             "platform": new.platform, "tenant": new.tenant, "dedupe_key": new.dedupe_key,
             "requester": new.requester, "requester_name": new.requester_name,
@@ -103,7 +97,7 @@ class Store:
             "created_at": now, "updated_at": now, "run_after": now, "tokens": 0, "cost": 0.0,
             "steps_run": 0, "version": 0,
         }  # fmt: skip
-        found = tx.rows(_intake(self.db.sqlite, tuple(values)), {f"v_{k}": v for k, v in values.items()})
+        found = tx.rows(_intake(self.db.dialect, tuple(values)), {f"v_{k}": v for k, v in values.items()})
         if not found:
             existing = tx.rows(_SAME_TASK, {"p_platform": new.platform, "p_tenant": new.tenant,
                                             "p_dedupe": new.dedupe_key})  # fmt: skip
@@ -119,12 +113,12 @@ class Store:
     # -- reads ------------------------------------------------------------
 
     async def get_task(self, task_id: int) -> Task | None:
-        return await self.db.run(lambda tx: self._get_task(tx, task_id), task_id)
+        return await self.db.run(lambda tx: self.task_in(tx, task_id), task_id)
 
     @staticmethod
-    def _get_task(tx: Tx, task_id: int) -> Task | None:
-        rows = tx.rows(_BY_ID["task"], {"p_id": task_id})
-        return _row(Task, rows[0]) if rows else None
+    def task_in(tx: Tx, task_id: int) -> Task | None:
+        rows = tx.rows(BY_ID["task"], {"p_id": task_id})
+        return from_row(Task, rows[0]) if rows else None
 
     async def view(self, task_id: int) -> TaskView:
         return await self.db.run(lambda tx: self._view(tx, task_id), task_id)
@@ -133,12 +127,12 @@ class Store:
         return self.db.run_sync(lambda tx: self._view(tx, task_id))
 
     def _view(self, tx: Tx, task_id: int) -> TaskView:
-        task = self._get_task(tx, task_id)
+        task = self.task_in(tx, task_id)
         if task is None:
             raise NotFound(f"no task {task_id}")
-        steps = tx.rows(_BY_ID["steps"], {"p_id": task_id})
-        approvals = tx.rows(_BY_ID["approvals"], {"p_id": task_id})
-        return TaskView(task, [_row(Step, r) for r in steps], [_row(Approval, r) for r in approvals])
+        steps = tx.rows(BY_ID["steps"], {"p_id": task_id})
+        approvals = tx.rows(BY_ID["approvals"], {"p_id": task_id})
+        return TaskView(task, [from_row(Step, r) for r in steps], [from_row(Approval, r) for r in approvals])
 
     async def list_tasks(
         self,
@@ -159,7 +153,7 @@ class Store:
                 stmt = stmt.where(TASK.c.platform == platform)
             if tenant is not None:
                 stmt = stmt.where(TASK.c.tenant == tenant)
-            return [_row(Task, r) for r in tx.conn.execute(stmt)]
+            return [from_row(Task, r) for r in tx.conn.execute(stmt)]
 
         return await self.db.run(q)
 
@@ -168,32 +162,46 @@ class Store:
             stmt = select(EVENT).where(EVENT.c.id > after_id).order_by(EVENT.c.id).limit(limit)
             if task_id is not None:
                 stmt = stmt.where(EVENT.c.task_id == task_id)
-            return [_row(Event, r) for r in tx.conn.execute(stmt)]
+            return [from_row(Event, r) for r in tx.conn.execute(stmt)]
 
         return await self.db.run(q)
 
     async def counts_by_state(self) -> dict[str, int]:
         def q(tx: Tx) -> dict[str, int]:
-            rows = tx.conn.execute(select(TASK.c.state, func.count()).group_by(TASK.c.state))
-            return {str(s): int(n) for s, n in rows}
+            return {str(s): int(n) for s, n in tx.conn.execute(statements.TASKS_BY_STATE)}
 
         return await self.db.run(q)
 
+    async def figures(self, now: datetime, buckets: Sequence[float]) -> Figures:
+        """The deployment's figures for /metrics; step latency counted into `buckets` (seconds)."""
+        return await self.db.run(lambda tx: self._figures(tx, now, buckets))
+
+    def _figures(self, tx: Tx, now: datetime, buckets: Sequence[float]) -> Figures:
+        c = tx.conn
+        tokens, dollars = c.execute(statements.SPENT_IN_ALL).one()
+        rows = c.execute(statements.step_seconds(self.db.dialect, buckets))
+        return Figures(
+            tasks={str(s): int(n) for s, n in c.execute(statements.TASKS_BY_STATE)},
+            runnable=int(c.execute(statements.runnable(now)).scalar_one()),
+            approvals_pending=int(c.execute(statements.APPROVALS_WAITING).scalar_one()),
+            tokens=int(tokens or 0), dollars=float(dollars or 0.0),
+            step_seconds={str(r[0]): ([int(v or 0) for v in r[3:]], int(r[1]), float(r[2] or 0.0)) for r in rows},
+        )  # fmt: skip
+
     # -- claims and leases --------------------------------------------------
 
-    async def claim(self, worker: str, limit: int, lease_seconds: float, now: datetime | None = None) -> list[int]:
+    async def claim(self, worker: str, limit: int, lease_seconds: float, now: datetime) -> list[int]:
         return [t.id for t in await self.claim_rows(worker, limit, lease_seconds, now)]  # type: ignore[misc]
 
     async def claim_rows(self, worker: str, limit: int, lease_seconds: float,
-                         now: datetime | None = None) -> list[Task]:  # fmt: skip
+                         now: datetime) -> list[Task]:  # fmt: skip
         """Take up to `limit` runnable tasks under a lease. On PostgreSQL rows are
         locked with FOR UPDATE SKIP LOCKED, so concurrent workers never take the
         same task; SQLite serializes writers with BEGIN IMMEDIATE."""
-        t = now or utcnow()
-        return await self.db.run(lambda tx: self._claim(tx, worker, limit, lease_seconds, t))
+        return await self.db.run(lambda tx: self._claim(tx, worker, limit, lease_seconds, now))
 
     def _claim(self, tx: Tx, worker: str, limit: int, lease_seconds: float, now: datetime) -> list[Task]:
-        rows = tx.rows(_CLAIMABLE, {"p_now": now, "p_limit": limit})
+        rows = tx.rows(CLAIMABLE_TASKS, {"p_now": now, "p_limit": limit})
         if not rows:
             return []
         ids = [r.id for r in rows]
@@ -203,17 +211,15 @@ class Store:
         for r in rows:
             if r.lease_holder is not None:
                 tx.insert_later(EVENT, event_row(r.id, worker, "lease.taken_over", now, previous=r.lease_holder))
-            task = _row(Task, r)
+            task = from_row(Task, r)
             task.lease_holder, task.lease_expires_at = worker, until
             tasks.append(task)
         return tasks
 
-    async def renew(
-        self, worker: str, ids: Sequence[int], lease_seconds: float, now: datetime | None = None
-    ) -> set[int]:
+    async def renew(self, worker: str, ids: Sequence[int], lease_seconds: float, now: datetime) -> set[int]:
         """Extend the leases this worker holds; returns the ids it has lost. One
         update per database lane, so a renewal locks rows in one lane only."""
-        t = now or utcnow()
+        t = now
         lanes = self.db.lanes
         groups: dict[int, list[int]] = {}
         for i in ids:
@@ -347,15 +353,15 @@ class Store:
         payload: dict[str, Any],
         idempotency_key: str | None = None,
         task_id: int | None = None,
-        now: datetime | None = None,
+        now: datetime,
     ) -> bool:
         """Queue a message (a reply, a private notice) once per idempotency key."""
-        t = now or utcnow()
+        t = now
         row = outbox_row(task_id=task_id, platform=platform, kind=kind, conversation=conversation,
                          now=t, payload=payload, idempotency_key=idempotency_key)  # fmt: skip
 
         def q(tx: Tx) -> bool:
-            ins = (pg_insert if not self.db.sqlite else sqlite_insert)(OUTBOX).values(**row)
+            ins = self.db.dialect.insert(OUTBOX).values(**row)
             if idempotency_key is not None:
                 ins = ins.on_conflict_do_nothing(index_elements=["idempotency_key"])
             return bool(tx.conn.execute(ins).rowcount)
@@ -365,6 +371,6 @@ class Store:
     async def get_approval(self, approval_id: int) -> Approval | None:
         def q(tx: Tx) -> Approval | None:
             row = tx.conn.execute(select(APPROVAL).where(APPROVAL.c.id == approval_id)).first()
-            return _row(Approval, row) if row else None
+            return from_row(Approval, row) if row else None
 
         return await self.db.run(q)

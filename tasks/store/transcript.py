@@ -7,13 +7,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
-
+from tasks.store import statements as sql
 from tasks.store.db import Database
 from tasks.store.models import ChatMessage
 from tasks.store.tx import Tx
-
-MESSAGE = ChatMessage.__table__  # type: ignore[attr-defined]
 
 
 def _message(row: Any) -> ChatMessage:
@@ -54,8 +51,7 @@ class Transcript:
         values = message.model_dump(exclude={"id"})
 
         def q(tx: Tx) -> ChatMessage:
-            stmt = insert(MESSAGE).values(**values).returning(MESSAGE.c.id)
-            message.id = int(tx.conn.execute(stmt).scalar_one())
+            message.id = int(tx.conn.execute(sql.message_insert(values)).scalar_one())
             return message
 
         return await self.db.run(q)
@@ -64,23 +60,17 @@ class Transcript:
         self, message_id: int, *, text: str, card: dict[str, Any] | None, html: str, now: datetime
     ) -> ChatMessage | None:
         """Edit a message in place; None when there is no such message."""
+        values = {"text": text, "card": card, "html": html, "updated_at": now}
 
         def q(tx: Tx) -> ChatMessage | None:
-            row = tx.conn.execute(
-                update(MESSAGE)
-                .where(MESSAGE.c.id == message_id, MESSAGE.c.platform == self.platform)
-                .values(text=text, card=card, html=html, updated_at=now)
-                .returning(*MESSAGE.c)
-            ).first()
+            row = tx.conn.execute(sql.message_edit(self.platform, message_id, values)).first()
             return _message(row) if row else None
 
         return await self.db.run(q)
 
     async def get(self, message_id: int) -> ChatMessage | None:
         def q(tx: Tx) -> ChatMessage | None:
-            row = tx.conn.execute(
-                select(MESSAGE).where(MESSAGE.c.id == message_id, MESSAGE.c.platform == self.platform)
-            ).first()
+            row = tx.conn.execute(sql.message_by_id(self.platform, message_id)).first()
             return _message(row) if row else None
 
         return await self.db.run(q)
@@ -89,27 +79,16 @@ class Transcript:
         """The bot's message posted for an outbox key, if any."""
 
         def q(tx: Tx) -> ChatMessage | None:
-            row = tx.conn.execute(
-                select(MESSAGE)
-                .where(MESSAGE.c.platform == self.platform, MESSAGE.c.key == key)
-                .order_by(MESSAGE.c.id)
-                .limit(1)
-            ).first()
+            row = tx.conn.execute(sql.message_by_key(self.platform, key)).first()
             return _message(row) if row else None
 
         return await self.db.run(q)
 
     async def channel(self, channel: str, viewer: str, limit: int = 500) -> list[ChatMessage]:
         """The latest `limit` messages of a channel that `viewer` may see, oldest first."""
-        visible = or_(MESSAGE.c.private_to.is_(None), MESSAGE.c.private_to == viewer)
 
         def q(tx: Tx) -> list[ChatMessage]:
-            rows = tx.conn.execute(
-                select(MESSAGE)
-                .where(and_(MESSAGE.c.platform == self.platform, MESSAGE.c.channel == channel, visible))
-                .order_by(MESSAGE.c.id.desc())
-                .limit(limit)
-            ).all()
+            rows = tx.conn.execute(sql.channel_messages(self.platform, channel, viewer, limit)).all()
             return [_message(r) for r in reversed(rows)]
 
         return await self.db.run(q)
@@ -119,26 +98,16 @@ class Transcript:
         processes wrote, for the pages open on this one."""
 
         def q(tx: Tx) -> list[ChatMessage]:
-            stmt = (
-                select(MESSAGE)
-                .where(MESSAGE.c.platform == self.platform, MESSAGE.c.updated_at > since)
-                .order_by(MESSAGE.c.updated_at, MESSAGE.c.id)
-                .limit(limit)
-            )
-            return [_message(r) for r in tx.conn.execute(stmt).all()]
+            return [_message(r) for r in tx.conn.execute(sql.messages_changed(self.platform, since, limit)).all()]
 
         return await self.db.run(q)
 
     async def recent(self, channel: str, thread: str | None, limit: int) -> list[ChatMessage]:
         """The latest public messages of a thread (its root and replies) or of a
         whole channel, oldest first: what the `chat.history` skill reads."""
-        where = [MESSAGE.c.platform == self.platform, MESSAGE.c.channel == channel,
-                 MESSAGE.c.private_to.is_(None)]  # fmt: skip
-        if thread is not None and thread.isdigit():
-            where.append(or_(MESSAGE.c.thread == thread, MESSAGE.c.id == int(thread)))
 
         def q(tx: Tx) -> list[ChatMessage]:
-            stmt = select(MESSAGE).where(and_(*where)).order_by(MESSAGE.c.id.desc()).limit(limit)
-            return [_message(r) for r in reversed(tx.conn.execute(stmt).all())]
+            rows = tx.conn.execute(sql.thread_messages(self.platform, channel, thread, limit)).all()
+            return [_message(r) for r in reversed(rows)]
 
         return await self.db.run(q)

@@ -13,10 +13,13 @@ from __future__ import annotations
 from collections import namedtuple
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Table, insert
 from sqlalchemy.engine import Dialect
+
+if TYPE_CHECKING:
+    from tasks.store import dialects
 
 
 @dataclass(slots=True)
@@ -69,8 +72,9 @@ class Prepared:
 class Statements:
     """Prepared statements of one database, built on first use."""
 
-    def __init__(self, dialect: Dialect):
+    def __init__(self, dialect: Dialect, rows: dialects.Dialect):
         self.dialect = dialect
+        self.rows = rows  # how this database writes many rows at once
         self._cache: dict[tuple[int, tuple[str, ...] | None], tuple[Any, Prepared]] = {}
 
     def get(self, stmt: Any, keys: tuple[str, ...] | None = None) -> Prepared:
@@ -166,20 +170,8 @@ class Tx:
                 self.conn.execute(insert(table), rows)
                 continue
             prep = self.statements.get(_insert_of(table), keys)
-            if self.statements.dialect.name == "postgresql":
-                self._copy(table, keys, prep, rows)
-            else:
-                self._raw().executemany(prep.sql, [prep.params(r) for r in rows])
+            self.statements.rows.write_rows(self._raw(), table, keys, prep.sql, [prep.params(r) for r in rows])
         self.pending.clear()
-
-    def _copy(self, table: Table, keys: tuple[str, ...], prep: Prepared, rows: list[dict[str, Any]]) -> None:
-        """PostgreSQL's COPY: one round trip and little work a row, on either side."""
-        quote = self.statements.dialect.identifier_preparer.quote
-        columns = ", ".join(quote(k) for k in keys)
-        with self._raw().copy(f"COPY {quote(table.name)} ({columns}) FROM STDIN") as copy:
-            for r in rows:
-                p = prep.params(r)
-                copy.write_row([p[k] for k in keys])
 
 
 _INSERTS: dict[Table, Any] = {}

@@ -63,3 +63,16 @@ def _named(steps: Sequence[S], key: str) -> S:
         if s.key == key:
             return s
     raise KeyError(key)
+
+
+@dataclass
+class Figures:
+    """What /metrics reads of the whole deployment, in one transaction."""
+
+    tasks: dict[str, int] = field(default_factory=dict)
+    runnable: int = 0
+    approvals_pending: int = 0
+    tokens: int = 0
+    dollars: float = 0.0
+    # skill -> (cumulative counts per bucket, count, sum of seconds)
+    step_seconds: dict[str, tuple[list[int], int, float]] = field(default_factory=dict)

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 
+from tasks.rules.clock import utcnow
 from tasks.store.db import Database, normalize_url
 from tasks.store.store import NewTask, Store
 from tests.faults.audit import FINAL_STATES, read_books
@@ -74,7 +75,7 @@ async def enqueue(store: Store, start: int, stop: int, tag: str = "crash") -> No
     await asyncio.gather(*(
         store.create_task(NewTask(platform="console", tenant="T1", dedupe_key=f"{tag}-{i}",
                                   requester="U1", conversation=conv, playbook="crashtest",
-                                  params={"n": str(i)}))
+                                  params={"n": str(i)}), utcnow())
         for i in range(start, stop)
     ))  # fmt: skip
 

@@ -5,7 +5,7 @@ decisions, and untrusted content that cannot get past approval."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx2
@@ -105,10 +105,11 @@ async def test_server_errors_use_up_the_steps_retry_budget(db: Database, clock: 
 
 def test_timeouts_and_connection_errors_are_retryable() -> None:
     request = httpx2.Request("POST", "http://127.0.0.1/v1/chat/completions")
-    assert as_skill_error(openai.APITimeoutError(request=request)).retryable
-    assert as_skill_error(openai.APIConnectionError(request=request)).retryable
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert as_skill_error(openai.APITimeoutError(request=request), now).retryable
+    assert as_skill_error(openai.APIConnectionError(request=request), now).retryable
     bad = openai.BadRequestError("bad", response=httpx2.Response(400, request=request), body={"message": "bad"})
-    assert not as_skill_error(bad).retryable
+    assert not as_skill_error(bad, now).retryable
 
 
 PAGE = """<html><head><script>var x = 1;</script></head><body>
