@@ -13,8 +13,6 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -23,12 +21,9 @@ from adapters.console import ConsoleAdapter, ConsoleEndpoint, Hub
 from adapters.console.client import FEED_SECONDS
 from adapters.console.pages import task_list_page, task_page
 from adapters.sanitize import db_id
-from bot.application import cards
+from bot.application.presentation import task_json, task_row
 from bot.assembly.runtime import Runtime
-from tasks.rules.states import FINAL
-from tasks.store.models import Approval, Event, Step, Task
 from tasks.store.transcript import Transcript
-from tasks.store.views import TaskView
 
 log = logging.getLogger(__name__)
 LIST_LIMIT = 200
@@ -42,85 +37,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-def task_row(task: Task, now: datetime) -> dict[str, Any]:
-    conv = task.conversation or {}
-    channel = str(conv.get("channel", ""))
-    return {
-        "id": task.id,
-        "title": cards.task_title(task),
-        "summary": cards.task_title(task).split(": ", 1)[-1],
-        "state": task.state,
-        "label": cards.LABELS.get(task.state, task.state),
-        "final": task.state in FINAL,
-        "text": task.text,
-        "playbook": task.playbook,
-        "params": task.params,
-        "requester": task.requester,
-        "requester_name": task.requester_name,
-        "platform": task.platform,
-        "where": f"{task.platform} #{channel.lstrip('#')}" if channel else task.platform,
-        "created_at": _iso(task.created_at),
-        "started_at": _iso(task.started_at),
-        "finished_at": _iso(task.finished_at),
-        "elapsed": cards.duration(cards.elapsed(task, now)),
-        "tokens": task.tokens,
-        "cost": task.cost,
-        "cost_text": cards.money(task.cost),
-        "error": task.error,
-        "pause_reason": task.pause_reason,
-        "plan": task.plan,
-    }
-
-
-def step_json(s: Step) -> dict[str, Any]:
-    return {
-        "key": s.key,
-        "skill": s.skill,
-        "args": s.args,
-        "depends_on": s.depends_on or [],
-        "state": s.state,
-        "attempts": s.attempts,
-        "result": s.result,
-        "error": s.error,
-        "started_at": _iso(s.started_at),
-        "finished_at": _iso(s.finished_at),
-        "tokens": s.tokens,
-        "cost": s.cost,
-    }
-
-
-def approval_json(a: Approval) -> dict[str, Any]:
-    return {
-        "id": a.id,
-        "step_key": a.step_key,
-        "skill": a.skill,
-        "state": a.state,
-        "approvers": a.approvers or [],
-        "required": a.required,
-        "decisions": a.decisions or [],
-        "decided_by": a.decided_by,
-        "decided_at": _iso(a.decided_at),
-        "expires_at": _iso(a.expires_at),
-        "created_at": _iso(a.created_at),
-        "reason": a.reason,
-        "summary": a.summary,
-    }
-
-
-def task_json(view: TaskView, events: Sequence[Event], now: datetime) -> dict[str, Any]:
-    """Everything the task page shows: plan, steps, approvals, timeline, cost."""
-    return {
-        "task": task_row(view.task, now),
-        "steps": [step_json(s) for s in view.steps],
-        "approvals": [approval_json(a) for a in view.approvals],
-        "events": [{"at": _iso(e.at), "actor": e.actor, "kind": e.kind, "detail": e.detail} for e in events],
-    }
 
 
 class TaskPages:
