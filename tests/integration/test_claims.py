@@ -32,7 +32,7 @@ def _queue(db: Database, n: int, state: str = "queued", **values: object) -> Non
 
 
 def _plan(db: Database) -> str:
-    if not db.sqlite:
+    if db.dialect.name != "sqlite":
         db.run_sync(lambda tx: tx.conn.exec_driver_sql("ANALYZE task"))
     return "\n".join(db.run_sync(lambda tx: explain_claim(tx, utcnow(), 256, analyze=False)))
 
@@ -48,7 +48,7 @@ async def test_the_claim_reads_the_ready_index_in_order_with_a_backlog(db: Datab
     plan = _plan(db)
     assert "ix_task_ready" in plan, plan
     assert "Sort" not in plan and "Bitmap" not in plan and "TEMP B-TREE" not in plan, plan
-    got = await Store(db).claim_rows("w", 256, 30.0)
+    got = await Store(db).claim_rows("w", 256, 30.0, utcnow())
     assert len(got) == 256 and all(t.lease_holder == "w" for t in got)
     assert [t.id for t in got] == sorted(t.id for t in got)  # same run_after: oldest first
 
@@ -60,7 +60,7 @@ async def test_the_claim_reads_the_ready_index_once_drained(db: Database) -> Non
     plan = _plan(db)
     assert "ix_task_ready" in plan, plan
     assert "Seq Scan" not in plan and "ix_task_finished" not in plan and "TEMP B-TREE" not in plan, plan
-    assert await Store(db).claim_rows("w", 256, 30.0) == []
+    assert await Store(db).claim_rows("w", 256, 30.0, utcnow()) == []
 
 
 async def test_a_leased_task_is_claimed_only_once_its_lease_lapses(db: Database) -> None:
@@ -82,7 +82,7 @@ async def test_the_upgrade_gives_a_runnable_task_without_run_after_one_so_it_is_
         _queue(db, 1, "running", run_after=None)
         _queue(db, 1, "paused", run_after=None)
         upgrade(url)
-        got = await Store(db).claim_rows("w", 10, 30.0)
+        got = await Store(db).claim_rows("w", 10, 30.0, utcnow())
         assert [t.state for t in got] == ["running"]
         left = db.run_sync(lambda tx: tx.conn.execute(
             update(TASK).where(TASK.c.run_after.is_(None)).values(text="x").returning(TASK.c.state)
