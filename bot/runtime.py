@@ -14,7 +14,7 @@ from typing import Any, cast
 from adapters.chat import ChatAdapter
 from bot.config import Settings
 from bot.conversation import Conversation
-from bot.delivery import Delivery
+from bot.delivery import STOP_GRACE, Delivery
 from bot.history import AdapterHistory
 from bot.prune import background, retention
 from bot.targets import AdapterTargets
@@ -32,6 +32,8 @@ from tasks.pruning import Pruner
 from tasks.scheduler import make_scheduler
 from tasks.skills import SkillRegistry
 from tasks.store import Store
+
+STOP_WITHIN = STOP_GRACE + 3.0  # delivery's grace for sends under way, and its hand-back
 
 log = logging.getLogger(__name__)
 
@@ -168,11 +170,17 @@ class Runtime:
         if delivery:
             self._tasks.append(asyncio.create_task(self.delivery.serve(self._stop), name="delivery"))
 
-    async def stop(self) -> None:
+    async def stop(self, within: float = STOP_WITHIN) -> None:
+        """Stop the engine and delivery: each ends its own way (delivery hands back
+        what it has not sent) and is cancelled only if it takes longer than `within`
+        seconds; cancelled at once, a claim under way would leave its rows claimed."""
         self._stop.set()
+        self.wake()
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=within)
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:

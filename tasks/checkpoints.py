@@ -48,15 +48,6 @@ _NEXT_WAKE = select(func.min(STEP.c.wake_at)).where(
 _PLAN_TRIES = select(func.count()).where(EVENT.c.task_id == bindparam("p_task"), EVENT.c.kind == "plan.retry")
 
 
-def _summary(tx: Tx, task_id: int, row: Any, now: datetime) -> None:
-    """The completion summary of a task that ended, for its thread."""
-    if row.conversation:
-        tx.insert_later(OUTBOX, outbox_row(
-            task_id=task_id, platform=row.platform, kind="summary",
-            conversation=row.conversation, now=now, payload={"task_id": task_id},
-        ))  # fmt: skip
-
-
 def step_rows(task_id: int, plan: dict[str, Any]) -> list[dict[str, Any]]:
     """The step records of a new plan, before any of them ran."""
     return [
@@ -188,9 +179,7 @@ class Checkpoints:
                              now, msg.idempotency_key, msg.card_key)  # fmt: skip
             if result.cost or result.tokens:
                 self._spend(tx, row.platform, row.requester, now, result.cost, result.tokens)
-            if last:
-                _summary(tx, task_id, row, now)
-            else:
+            if not last:  # the last step's move to succeeded redraws the card with its summary
                 card_update(tx, task_id, row.platform, row.conversation, now)
 
         await self.db.run(q, task_id)
@@ -307,12 +296,7 @@ class Checkpoints:
             )  # fmt: skip
             tx.insert_later(EVENT, event_row(task_id, worker, "approval.requested", now, step=key,
                                              approval=approval_id, approvers=approvers))  # fmt: skip
-            if row.conversation:
-                tx.insert_later(OUTBOX, outbox_row(
-                    task_id=task_id, platform=row.platform, kind="approval_card",
-                    conversation=row.conversation, now=now, card_key=f"approval:{approval_id}",
-                    payload={"approval_id": approval_id},
-                ))  # fmt: skip
+            card_update(tx, task_id, row.platform, row.conversation, now)  # the approval is asked on the card
             return int(approval_id)
 
         return await self.db.run(q, task_id)
@@ -322,11 +306,7 @@ class Checkpoints:
         tx.conn.execute(update(APPROVAL).where(APPROVAL.c.id == approval_id).values(state="superseded"))
         tx.insert_later(EVENT, event_row(task_id, worker, "approval.superseded", now, step=key,
                                          approval=approval_id, reason="the values changed after approval"))  # fmt: skip
-        if row.conversation:
-            tx.insert_later(OUTBOX, outbox_row(
-                task_id=task_id, platform=row.platform, kind="approval_card", conversation=row.conversation,
-                now=now, card_key=f"approval:{approval_id}", payload={"approval_id": approval_id},
-            ))  # fmt: skip
+        card_update(tx, task_id, row.platform, row.conversation, now)
 
     async def note(self, task_id: int, actor: str, kind: str, now: datetime, **detail: Any) -> None:
         """An audit event with no state change (an auto-approve rule fired, say)."""
@@ -358,10 +338,9 @@ class Checkpoints:
             final = target in (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.EXPIRED)
             if final:
                 values["finished_at"] = now
-            row = self.store.transition(tx, task_id, target, actor=worker, now=now, fence=worker,
-                                        detail=detail, values=values, owner=owner)  # fmt: skip
-            if final:
-                _summary(tx, task_id, row, now)
+            # The move redraws the card; a task that ended shows its summary there.
+            self.store.transition(tx, task_id, target, actor=worker, now=now, fence=worker,
+                                  detail=detail, values=values, owner=owner)  # fmt: skip
 
         await self.db.run(q, task_id)
 

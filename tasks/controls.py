@@ -16,12 +16,11 @@ from tasks.approvals import Approver
 from tasks.clock import next_fire, utcnow
 from tasks.models import Schedule
 from tasks.policy import Policy
-from tasks.rows import event_row, outbox_row
+from tasks.rows import card_update, event_row
 from tasks.states import StepState, TaskState
 from tasks.store import (
     APPROVAL,
     EVENT,
-    OUTBOX,
     STEP,
     TASK,
     NewTask,
@@ -50,19 +49,10 @@ class Controls:
         self.policy = policy or Policy()  # for escalation of approvals that wait too long
 
     def _approval_card(self, tx: Tx, approval_id: int, task_id: int, now: datetime) -> None:
+        """Redraw the task card, where the approval is shown (`approval_id`: which one changed)."""
         task = tx.conn.execute(select(TASK.c.platform, TASK.c.conversation).where(TASK.c.id == task_id)).first()
-        if task and task.conversation:
-            tx.insert_later(OUTBOX, outbox_row(
-                task_id=task_id, platform=task.platform, kind="approval_card",
-                conversation=task.conversation, now=now, card_key=f"approval:{approval_id}",
-                payload={"approval_id": approval_id},
-            ))  # fmt: skip
-
-    def _summary(self, tx: Tx, task_id: int, row: Any, now: datetime) -> None:
-        if row.conversation:
-            tx.insert_later(OUTBOX, outbox_row(task_id=task_id, platform=row.platform, kind="summary",
-                                               conversation=row.conversation, now=now,
-                                               payload={"task_id": task_id}))  # fmt: skip
+        if task:
+            card_update(tx, task_id, task.platform, task.conversation, now)
 
     def _close_approvals(self, tx: Tx, task_id: int, state: str, now: datetime) -> None:
         ids = tx.conn.execute(
@@ -78,7 +68,7 @@ class Controls:
         t = now or utcnow()
 
         def q(tx: Tx) -> None:
-            row = self.store.transition(
+            self.store.transition(
                 tx, task_id, TaskState.CANCELLED, actor=actor, now=t,
                 values={"finished_at": t, "lease_holder": None, "lease_expires_at": None},
             )  # fmt: skip
@@ -86,8 +76,7 @@ class Controls:
                 update(STEP).where(STEP.c.task_id == task_id, STEP.c.state.in_(_OPEN_STEPS))
                 .values(state=StepState.CANCELLED.value, finished_at=t)
             )  # fmt: skip
-            self._close_approvals(tx, task_id, "cancelled", t)
-            self._summary(tx, task_id, row, t)
+            self._close_approvals(tx, task_id, "cancelled", t)  # the move redrew the card, with its summary
 
         await self.db.run(q)
 
@@ -233,12 +222,11 @@ class Controls:
                 self._approval_card(tx, a.id, a.task_id, t)
                 state = tx.conn.execute(select(TASK.c.state).where(TASK.c.id == a.task_id)).scalar()
                 if state == TaskState.WAITING.value:
-                    row = self.store.transition(
+                    self.store.transition(  # redraws the card, with its summary
                         tx, a.task_id, TaskState.EXPIRED, actor="scheduler", now=t,
                         detail={"reason": "approval expired"},
                         values={"finished_at": t, "error": f"approval for step {a.step_key} expired"},
                     )  # fmt: skip
-                    self._summary(tx, a.task_id, row, t)
             return [a.id for a in due]
 
         return await self.db.run(q)

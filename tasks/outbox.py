@@ -1,6 +1,11 @@
 """The outbox, as the delivery loop sees it: claim due rows, coalesce card
 updates, record what the platform answered.
 
+A task card's first post waits a moment (`FIRST_POST_WAIT`) while its task is
+busy (queued, planning, running), so the post already shows the plan and any
+approval the steps ask for: an approval is then one post, not a post and an
+edit (edits are the scarcer budget on Slack).
+
 A claimed row is `sending` until its claim lapses, so several delivery loops
 (several web processes) never send the same row at once, and never two rows of
 the same card at once. A card's pending updates are coalesced into its oldest
@@ -22,11 +27,20 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from tasks.models import Card, Outbox
 from tasks.skills import Delivered
-from tasks.states import StepState, TaskState
+from tasks.states import CLAIMABLE, StepState, TaskState
 from tasks.store import OUTBOX, STEP, TASK, Store, _row
 from tasks.tx import Tx
 
 CARD = Card.__table__  # type: ignore[attr-defined]
+FIRST_POST_WAIT = 1.0  # seconds a new task card waits for its busy task's plan and approvals
+_BUSY = frozenset(s.value for s in CLAIMABLE)
+
+
+def first_post_waits(asked_at: datetime, task_state: str | None, now: datetime, wait: float) -> bool:
+    """Whether a task card never posted yet, asked for at `asked_at`, waits: its task
+    is still busy (it may be about to plan or ask for an approval) and `wait`
+    seconds have not passed. A task that waits for a person, or has ended, is shown at once."""
+    return task_state in _BUSY and now - asked_at < timedelta(seconds=wait)
 
 
 @dataclass(frozen=True)
@@ -61,12 +75,13 @@ class Outboxes:
         return await self.db.run(q)
 
     async def claim(self, now: datetime, limit: int = 50, hold_seconds: float = 60.0, *,
-                    platforms: frozenset[str] | None = None) -> list[Claimed]:  # fmt: skip
-        """Due rows (of `platforms` only, when given), marked `sending` for `hold_seconds`."""
-        return await self.db.run(lambda tx: self._claim(tx, now, limit, hold_seconds, platforms))
+                    platforms: frozenset[str] | None = None, first_wait: float = 0.0) -> list[Claimed]:  # fmt: skip
+        """Due rows (of `platforms` only, when given), marked `sending` for `hold_seconds`;
+        a new task card's first post waits up to `first_wait` seconds (`first_post_waits`)."""
+        return await self.db.run(lambda tx: self._claim(tx, now, limit, hold_seconds, platforms, first_wait))
 
     def _claim(self, tx: Tx, now: datetime, limit: int, hold: float,
-               platforms: frozenset[str] | None) -> list[Claimed]:  # fmt: skip
+               platforms: frozenset[str] | None, first_wait: float) -> list[Claimed]:  # fmt: skip
         where = [OUTBOX.c.state.in_(["pending", "sending"]), OUTBOX.c.next_attempt_at <= now]
         if platforms is not None:
             where.append(OUTBOX.c.platform.in_(sorted(platforms)))
@@ -79,7 +94,7 @@ class Outboxes:
             .limit(limit * 4)
             .with_for_update(skip_locked=True)
         ).all()
-        picked, payloads = self._coalesce(tx, due, now, limit)
+        picked, payloads = self._coalesce(tx, due, now, limit, first_wait)
         if not picked:
             return []
         # Mark them sending, unless another process claimed one meanwhile.
@@ -104,7 +119,7 @@ class Outboxes:
         return out
 
     def _coalesce(self, tx: Tx, due: Sequence[Any], now: datetime,
-                  limit: int) -> tuple[list[Any], dict[int, Any]]:  # fmt: skip
+                  limit: int, first_wait: float) -> tuple[list[Any], dict[int, Any]]:  # fmt: skip
         """One row per card: the card's oldest pending row carries it, with the payload
         of its newest (the latest state; a task card is rendered from the records anyway),
         so the card keeps the place of its first unshown change: never behind messages
@@ -127,6 +142,8 @@ class Outboxes:
                 carrier[r.card_key] = r
             if r.card_key not in newest or r.id > newest[r.card_key].id:
                 newest[r.card_key] = r
+        if first_wait > 0:
+            busy |= _waiting_first_posts(tx, carrier, due, now, first_wait)
         picked, seen, payloads = [], set(), {}
         for r in due:
             key = r.card_key
@@ -186,6 +203,26 @@ class Outboxes:
 
         await self.db.run(q)
 
+    async def hand_back(self, unsent: Sequence[int], maybe_sent: Sequence[int], now: datetime) -> int:
+        """Rows a stopping process claimed and will not deliver, back to pending and
+        due at once, for whoever holds the outbox next. `unsent` never reached the
+        platform: their claim does not count as an attempt, so they are sent without a
+        lookup. `maybe_sent` were being sent when the process stopped waiting: their
+        attempt counts, so the next sender looks for them (`find`) before posting."""
+        reason = "handed back at shutdown"
+
+        def q(tx: Tx) -> int:
+            n = 0
+            for ids, attempts in ((unsent, OUTBOX.c.attempts - 1), (maybe_sent, OUTBOX.c.attempts)):
+                if ids:
+                    n += tx.conn.execute(
+                        update(OUTBOX).where(OUTBOX.c.id.in_(list(ids)), OUTBOX.c.state == "sending")
+                        .values(state="pending", next_attempt_at=now, attempts=attempts, error=reason)
+                    ).rowcount  # fmt: skip
+            return n
+
+        return await self.db.run(q)
+
     async def stats(self) -> dict[str, int]:
         def q(tx: Tx) -> dict[str, int]:
             rows = tx.conn.execute(select(OUTBOX.c.state, func.count()).group_by(OUTBOX.c.state))
@@ -207,6 +244,34 @@ class Outboxes:
             return tx.conn.execute(select(CARD.c.message).where(CARD.c.card_key == key)).scalar()
 
         return await self.db.run(q)
+
+
+def _thread(row: Any) -> tuple[str, str, str]:
+    conv = row.conversation or {}
+    return row.platform, str(conv.get("channel", "")), str(conv.get("thread") or "")
+
+
+def _waiting_first_posts(tx: Tx, carrier: dict[str, Any], due: Sequence[Any], now: datetime,
+                         wait: float) -> set[str]:  # fmt: skip
+    """The task cards (of these carriers) whose first post waits (`first_post_waits`).
+    A card never holds up a message: with anything else due in its thread it goes now."""
+    company: dict[tuple[str, str, str], set[str | None]] = {}
+    for r in due:
+        company.setdefault(_thread(r), set()).add(r.card_key)
+    young = {k: r for k, r in carrier.items() if r.task_id is not None and r.kind == "task_card"
+             and r.attempts == 0 and now - r.created_at < timedelta(seconds=wait)
+             and company.get(_thread(r), set()) <= {k}}  # fmt: skip
+    if not young:
+        return set()
+    posted = set(tx.conn.execute(select(CARD.c.card_key).where(CARD.c.card_key.in_(list(young)))).scalars())
+    ids = {r.task_id for k, r in young.items() if k not in posted}
+    states: dict[int, str] = {}
+    if ids:
+        states = {
+            int(i): str(st) for i, st in tx.conn.execute(select(TASK.c.id, TASK.c.state).where(TASK.c.id.in_(ids)))
+        }
+    return {k for k, r in young.items() if k not in posted and first_post_waits(r.created_at, states.get(r.task_id),
+                                                                                 now, wait)}  # fmt: skip
 
 
 def _wake_poster(tx: Tx, row: Any, now: datetime) -> None:

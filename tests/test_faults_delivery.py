@@ -17,7 +17,7 @@ from adapters.chat import Card, ConversationRef, DeliveryError, Inbound, Message
 from bot.config import Settings
 from bot.delivery import ORDER_PATIENCE, RETRY, Delivery, Hold, retry_delay
 from bot.runtime import Runtime
-from tasks.outbox import Outboxes
+from tasks.outbox import FIRST_POST_WAIT, Outboxes
 from tasks.rows import outbox_row
 from tasks.store import OUTBOX
 from tests.conftest import Clock
@@ -76,9 +76,9 @@ async def test_only_a_row_that_may_have_reached_the_platform_is_looked_up(rt: Ru
     await delivery.run_once()
     clock.advance(RETRY.cap + 1)
     await delivery.drain()
-    await rt.engine.drain()  # the post was accepted: the step and the task end, with a summary
+    await rt.engine.drain()  # the post was accepted: the step and the task end, the card shows the summary
     await delivery.drain()
-    assert len(chat.messages) == 3
+    assert len(chat.messages) == 2
     assert chat.finds == 1  # the rows put back behind it were never sent, so they need no lookup
 
 
@@ -96,7 +96,7 @@ async def test_a_row_waiting_for_its_retry_holds_back_the_rest_of_its_conversati
     await rt.engine.drain()
     await delivery.drain()
     posted = [chat.messages[mid]["key"] for op, mid in chat.log if op == "post"]
-    assert posted[0] == "task:1" and len(posted) == 3  # the card first, as it was queued first
+    assert posted[0] == "task:1" and len(posted) == 2  # the card first, as it was queued first
     assert {r.state for r in await Outboxes(rt.store).rows()} <= {"sent", "superseded"}
 
 
@@ -112,12 +112,13 @@ async def test_a_throttled_card_edit_holds_back_no_new_message(rt: Runtime, cloc
     )
     chat = ThrottledEdits()
     delivery = Delivery(rt.store, {"console": chat}, clock=clock)
+    clock.advance(FIRST_POST_WAIT)
     await delivery.drain()  # the task card is posted
     await rt.engine.drain()  # the task runs: card edits, the announcement
     await delivery.run_once()
-    await rt.engine.drain()  # the announcement was accepted: the summary
+    await rt.engine.drain()  # the announcement was accepted: the summary (a card edit)
     await delivery.run_once()
-    assert [m["key"] for m in chat.messages.values()][0] == "task:1" and len(chat.messages) == 3
+    assert [m["key"] for m in chat.messages.values()][0] == "task:1" and len(chat.messages) == 2
     rows = await Outboxes(rt.store).rows()
     assert [r for r in rows if r.card_key == "task:1" and r.state == "pending"]  # its edits wait for the limit
 
@@ -142,7 +143,7 @@ async def test_messages_wait_behind_a_refused_card_for_a_while_then_go_ahead(rt:
     assert [m["card"].text for m in chat.messages.values()][0] == "hi"  # the message no longer waits
     await rt.engine.drain()
     await delivery.run_once()
-    assert len(chat.messages) == 2  # and the summary
+    assert len(chat.messages) == 1  # the summary is the card's final state: it waits with the card
     rows = await Outboxes(rt.store).rows()
     assert {r.state for r in rows if r.card_key == "task:1" and r.state != "superseded"} == {"pending"}
 
