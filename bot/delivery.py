@@ -110,6 +110,7 @@ class Delivery:
         holder: str | None = None,
         on_answer: Callable[[], None] | None = None,
         first_card_wait: float = FIRST_POST_WAIT,
+        stop_grace: float = STOP_GRACE,
     ):
         self.store = store
         self.outboxes = Outboxes(store)
@@ -118,6 +119,7 @@ class Delivery:
         self.clock = clock
         self.batch = batch
         self.idle_seconds = idle_seconds
+        self.stop_grace = stop_grace  # how long a stop waits for the sends under way
         self.first_card_wait = first_card_wait  # a new task card's first post waits for the plan (tasks/outbox.py)
         self.on_result = on_result or (lambda platform, outcome: None)
         # A step waits for the platform's answer to its post: wake this process's engine
@@ -164,8 +166,8 @@ class Delivery:
             await self.hand_back()
             await self.resign()
 
-    async def hand_back(self, grace: float = STOP_GRACE) -> int:
-        """Stop delivering: the sends under way get `grace` seconds to finish; the
+    async def hand_back(self) -> int:
+        """Stop delivering: the sends under way get `stop_grace` seconds to finish; the
         rows claimed and not sent go back to the outbox, due at once for the next
         holder (a send given up on counts as an attempt, so it is looked up before it
         is posted again). Nothing is lost, and a row is never sent twice by skipping
@@ -174,7 +176,7 @@ class Delivery:
         self.wake()
         lanes = list(self._lanes.values())
         if lanes:
-            _, late = await asyncio.wait(lanes, timeout=grace)
+            _, late = await asyncio.wait(lanes, timeout=self.stop_grace)
             if late:
                 for call in self._calls.values():
                     call.cancel()

@@ -5,6 +5,7 @@ conversation, and a delivery is recorded through a database hiccup."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -233,3 +234,36 @@ async def test_a_delivery_is_recorded_through_a_database_hiccup(rt: Runtime, clo
     assert {r.state for r in rows} <= {"sent", "superseded"}
     posted = [m["key"] for m in chat.messages.values()]
     assert len(posted) == len(set(posted))  # recorded, so never looked up and posted again
+
+
+class HangingPosts(RecordingAdapter):
+    """A platform whose first post never answers (a call under way when the process stops)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calling = asyncio.Event()
+
+    async def post(self, conversation: ConversationRef, card: Card, *, key: str) -> MessageRef:
+        self.calling.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_a_stop_hands_claimed_rows_back_and_the_next_sender_looks_up_only_the_one_under_way(
+    rt: Runtime, clock: Clock
+) -> None:
+    for i in range(5):
+        await rt.store.post(platform="console", conversation={"platform": "console", "tenant": "t1", "channel": "c1"},
+                            kind="message", payload={"text": f"m{i}"}, now=clock())  # fmt: skip
+    hanging, stop = HangingPosts(), asyncio.Event()
+    first = Delivery(rt.store, {"console": hanging}, clock=clock, stop_grace=0.01)
+    serving = asyncio.create_task(first.serve(stop))
+    await asyncio.wait_for(hanging.calling.wait(), 30)
+    stop.set()
+    await asyncio.wait_for(serving, 30)
+    rows = await Outboxes(rt.store).rows()
+    assert [(r.state, r.attempts) for r in rows] == [("pending", 1)] + [("pending", 0)] * 4  # none left claimed
+    chat = CountingFinds()
+    await Delivery(rt.store, {"console": chat}, clock=clock).drain()
+    assert [m["card"].text for m in chat.messages.values()] == [f"m{i}" for i in range(5)]  # in order, each once
+    assert chat.finds == 1  # only the post that may have reached the platform is looked up
