@@ -130,8 +130,10 @@ class Runtime:
             config=engine_config or EngineConfig(max_tasks=settings.worker_concurrency,
                                                  lease_seconds=settings.lease_seconds),
         )  # fmt: skip
+        # Wakes the claim loop: this process's engine, or the child running it (bot/engine_process.py).
+        self.wake_engine: Callable[[], None] = self.engine.wake
         self.delivery = Delivery(self.store, self.adapters, base_url=settings.base_url(), clock=clock,
-                                 on_answer=self.engine.wake)  # fmt: skip
+                                 on_answer=lambda: self.wake_engine())  # fmt: skip
         self.conversation = Conversation(
             store=self.store, controls=self.controls, playbooks=self.playbooks, policy=self.policy,
             llm_enabled=self.llm is not None, base_url=settings.base_url(), clock=clock, wake=self.wake,
@@ -154,7 +156,7 @@ class Runtime:
         return books
 
     def wake(self) -> None:
-        self.engine.wake()
+        self.wake_engine()
         self.delivery.wake()
 
     def add_adapter(self, platform: str, adapter: ChatAdapter) -> None:
