@@ -7,7 +7,8 @@ that only acks; botbuilder's CloudAdapter with a bot that does nothing), then a
 real `cowork serve` (SQLite, engine and delivery running) started on a database
 holding `backlog` queued tasks (the `noop` playbook, in console threads, so their
 cards are delivered too), loaded at the same rate as soon as it answers. The
-requests are signed Slack `app_mention` events and Teams channel mentions that
+load starts once the engine has begun draining (a child engine process has
+started). The requests are signed Slack `app_mention` events and Teams channel mentions that
 each make a task (`run announce channel=… text=hello-N`). Open loop: a slow answer
 does not slow the sender. The tasks still queued when the load starts and ends
 are reported, so the figures say whether the backlog was draining meanwhile."""
@@ -57,6 +58,14 @@ def queued(url: str) -> int:
     return int(n or 0)
 
 
+async def draining(url: str, backlog: int, within: float = 120.0) -> None:
+    """Until the engine has taken its first tasks (an engine process has started, imports and all)."""
+    for _ in range(int(within / 0.2)):
+        if queued(url) < backlog:
+            return
+        await asyncio.sleep(0.2)
+
+
 async def full_serve(platform: str, rate: float, seconds: float, backlog: int, *,
                      engine_process: bool = True) -> dict[str, Any]:  # fmt: skip
     with tempfile.TemporaryDirectory() as d:
@@ -76,6 +85,7 @@ async def full_serve(platform: str, rate: float, seconds: float, backlog: int, *
             try:
                 web = fleet.web("serve", worker=True)
                 await wait_http(f"{web}/healthz", 60)
+                await draining(url, backlog)
                 before = queued(url)
                 if platform == "slack":
                     got = await bench_slack.load(f"{web}/slack/events", rate, seconds, "full")

@@ -63,10 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     sub = p.add_subparsers(title="commands", metavar="COMMAND")
 
-    s = sub.add_parser("serve", help="run the HTTP server, delivery and a worker (a child process)",
+    s = sub.add_parser("serve", help="run the HTTP server, delivery and a worker",
                        description="Run the HTTP server (Slack, Teams, console, /healthz, /metrics) "
-                       "and, unless --no-worker, a worker in a child process "
-                       "(COWORK_ENGINE_PROCESS=0: in this one).")  # fmt: skip
+                       "and, unless --no-worker, a worker: in the same process, or in a child "
+                       "process with COWORK_ENGINE_PROCESS=1.")  # fmt: skip
     s.add_argument("--no-worker", action="store_true", help="web only: leave tasks to `cowork worker`")
     s.add_argument("--console", action="store_true", help="serve the console page beside Slack/Teams")
     s.add_argument("--host", help="address to listen on (default COWORK_HOST or 127.0.0.1)")

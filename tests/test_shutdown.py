@@ -40,8 +40,8 @@ def _gone(pid: int) -> bool:
     return stat.exists() and stat.read_text().split(") ", 1)[1].startswith("Z")  # exited, not yet reaped
 
 
-async def test_serve_runs_its_engine_in_a_child_that_never_outlives_it(tmp_path: Path) -> None:
-    async with scenario(tmp_path) as (_, fleet, _url):
+async def test_serve_can_run_its_engine_in_a_child_that_never_outlives_it(tmp_path: Path) -> None:
+    async with scenario(tmp_path, COWORK_ENGINE_PROCESS="1") as (_, fleet, _url):
         for name, stop in (("terminated", signal.SIGTERM), ("killed", signal.SIGKILL)):
             web = fleet.web(name, worker=True)
             await wait_http(f"{web}/healthz?ready=1", 60)

@@ -76,13 +76,13 @@ async def until(check: object, within: float, every: float = 0.1) -> None:
 
 
 @contextlib.asynccontextmanager
-async def scenario(folder: Path) -> AsyncIterator[tuple[FakeSlack, Fleet, str]]:
+async def scenario(folder: Path, **extra: str) -> AsyncIterator[tuple[FakeSlack, Fleet, str]]:
     url = f"sqlite:///{folder / 'shutdown.db'}"
     upgrade(url)
     async with fake_slack() as slack:
         slack.limits = slack_limits(1.0)
         env = base_env(DATABASE_URL=url, SLACK_BOT_TOKEN="xoxb-shutdown", SLACK_SIGNING_SECRET=SECRET,
-                       SLACK_API_URL=slack.base_url, COWORK_LOG_LEVEL="INFO")  # fmt: skip
+                       SLACK_API_URL=slack.base_url, COWORK_LOG_LEVEL="INFO", **extra)  # fmt: skip
         fleet = Fleet(folder, env)
         try:
             yield slack, fleet, url
