@@ -26,6 +26,7 @@ from bot.runtime import Runtime
 from bot.server import make_app
 from tasks.db import Database
 from tasks.models import Task
+from tasks.outbox import FIRST_POST_WAIT
 from tasks.skills import Skill, StepContext, StepResult
 from tests.conftest import PG_ADMIN, Clock
 from tests.fakes.engine_harness import Harness
@@ -100,6 +101,7 @@ async def test_deliveries_and_rate_limit_answers_are_counted(
     chat: RecordingAdapter = rt.adapters["console"]  # type: ignore[assignment]
     chat.fail_next = [DeliveryError("console: ratelimited", retry_after=5.0)]
     await rt.conversation.handle_message(ask("run announce channel=eng text=hi", "e1"))
+    clock.advance(FIRST_POST_WAIT)  # the new task's card waits a moment for its plan
     await rt.delivery.drain()
     clock.advance(10)
     await rt.delivery.drain()
