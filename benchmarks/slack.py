@@ -111,7 +111,7 @@ def _events(n: int, tag: str) -> list[str]:
                     "user": "U1",
                     "channel": "C1",
                     "ts": f"1.{i:06d}",
-                    "text": f"<@{BOT_USER}> run announce channel=#eng text=hello {i}",
+                    "text": f"<@{BOT_USER}> run announce channel=#eng text=hello-{i}",
                 },
             }
         )

@@ -76,7 +76,7 @@ def activity(i: int, tag: str) -> dict[str, Any]:
             "conversationType": "channel",
         },
         "channelData": {"tenant": {"id": "tenant-bench"}},
-        "text": f"<at>Cowork</at> run announce channel=19:eng@thread.tacv2 text=hello {i}",
+        "text": f"<at>Cowork</at> run announce channel=19:eng@thread.tacv2 text=hello-{i}",
         "entities": [{"type": "mention", "text": "<at>Cowork</at>", "mentioned": {"id": BOT_ID}}],
     }
 

@@ -148,7 +148,7 @@ def build_app(
     app.event("message")(ls.message)
     app.event("app_home_opened")(ack=ls.ack_only, lazy=[ls.publish_home])
     app.command(COMMAND)(ls.command)
-    app.action(re.compile(r"^(approve|reject)$"))(ack=ls.decision, lazy=[ls.publish_home])
+    app.action(re.compile(r"^(approve|reject)(#\d+)?$"))(ack=ls.decision, lazy=[ls.publish_home])
     app.action(re.compile(r".*"))(ls.ack_only)  # the task-page link, unknown actions
     app.event(re.compile(r".*"))(ls.ack_only)  # events we do not use: ack, never 404
     return app

@@ -13,6 +13,7 @@ from typing import Any
 
 from adapters.chat import Click, ConversationRef, Inbound
 from adapters.sanitize import loads
+from adapters.slack.render import action_name
 
 PLATFORM = "slack"
 USER_SUBTYPES = {None, "file_share", "thread_broadcast"}
@@ -132,7 +133,8 @@ def to_click(body: Mapping[str, Any], actions: frozenset[str]) -> Click | None:
     action = _dict(acts[0]) if isinstance(acts, list) and acts else {}
     user = _dict(body.get("user"))
     value = _value(action)
-    if action.get("action_id") not in actions or value is None or not _str(user.get("id")):
+    name = action_name(_str(action.get("action_id")))
+    if name not in actions or value is None or not _str(user.get("id")):
         return None
     team = _str(_dict(body.get("team")).get("id")) or _str(user.get("team_id"))
     channel, thread, ts = _where(body)
@@ -141,7 +143,7 @@ def to_click(body: Mapping[str, Any], actions: frozenset[str]) -> Click | None:
         tenant=team,
         user=_str(user.get("id")),
         user_name=_str(user.get("username")) or _str(user.get("name")),
-        action=_str(action.get("action_id")),
+        action=name,
         value=value,
         conversation=ConversationRef(PLATFORM, team, channel, thread),
         message_id=ts,

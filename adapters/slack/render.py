@@ -23,6 +23,7 @@ CONTEXT_TEXT = 3000
 FALLBACK_TEXT = 3000
 CUT = "… (truncated, see task page)"
 LINK_ACTION = "open_task"
+REPEAT = "#"
 TONE_ICON = {
     "info": ":large_blue_circle:",
     "good": ":white_check_mark:",
@@ -106,14 +107,14 @@ def _steps(steps: tuple[Field, ...]) -> list[Block]:
     return blocks
 
 
-def _button(b: Button) -> Block:
+def _button(b: Button, action_id: str) -> Block:
     out: Block = {
         "type": "button",
         "text": {
             "type": "plain_text",
             "text": clip(b.label, BUTTON_TEXT, mrkdwn=False, suffix="…"),
         },
-        "action_id": b.action,
+        "action_id": action_id,
         "value": json.dumps(b.value, separators=(",", ":"))[:BUTTON_VALUE],
     }
     if b.style != "default":
@@ -121,8 +122,24 @@ def _button(b: Button) -> Block:
     return out
 
 
+def action_ids(buttons: tuple[Button, ...]) -> list[str]:
+    """Block Kit wants action ids unique within a block: a second button of the same
+    action (two approvals waiting on one card) is `approve#2`; `action_name` reads it back."""
+    seen: dict[str, int] = {}
+    out = []
+    for b in buttons:
+        seen[b.action] = seen.get(b.action, 0) + 1
+        out.append(b.action if seen[b.action] == 1 else f"{b.action}{REPEAT}{seen[b.action]}")
+    return out
+
+
+def action_name(action_id: str) -> str:
+    return action_id.split(REPEAT, 1)[0]
+
+
 def _actions(card: Card) -> list[Block]:
-    elements = [_button(b) for b in card.buttons[:24]]
+    buttons = card.buttons[:24]
+    elements = [_button(b, i) for b, i in zip(buttons, action_ids(buttons), strict=True)]
     if card.link:
         elements.append(
             {

@@ -21,6 +21,7 @@ TONES: dict[str, Any] = {
     "succeeded": "good", "failed": "bad", "expired": "bad", "cancelled": "warning",
     "paused": "warning", "waiting_approval": "warning",
 }  # fmt: skip
+FINAL = frozenset({"succeeded", "failed", "cancelled", "expired"})
 LABELS = {
     "queued": "Queued", "planning": "Planning", "running": "Running",
     "waiting_approval": "Waiting for approval", "paused": "Paused", "succeeded": "Done",
@@ -57,21 +58,39 @@ def task_link(base_url: str, task_id: int | None) -> str | None:
     return f"{base_url.rstrip('/')}/tasks/{task_id}" if base_url and task_id else None
 
 
-def task_card(view: TaskView, now: datetime, base_url: str = "") -> Card:
+def task_card(view: TaskView, now: datetime, base_url: str = "", effects: Sequence[str] = ()) -> Card:
+    """The task's one card in its thread: its state and steps, the approvals its
+    steps ask for (with the buttons while they wait), and, once it has ended, the
+    summary (outcome, what it did). `effects`: what the steps did (`effects_of`)."""
     task = view.task
     state = LABELS.get(task.state, task.state)
-    fields = [
-        Field("Status", state),
-        Field("Requested by", task.requester_name or task.requester),
-        Field("Elapsed", duration(elapsed(task, now))),
-        Field("Tokens", str(task.tokens)),
-        Field("Cost", money(task.cost)),
-    ]
     steps = tuple(
         Field(f"{ICONS.get(s.state, '?')} {s.key}", f"{s.skill} · {s.state.replace('_', ' ')}"
               + (f" (attempt {s.attempts})" if s.attempts > 1 else ""))
         for s in view.steps
     )  # fmt: skip
+    asks = shown_approvals(view.approvals)
+    buttons = tuple(b for a in asks for b in _approval_buttons(a, task, now, several=_pending(asks, now) > 1))
+    return Card(
+        title=task_title(task), text=f"{task_title(task)} · {state}", tone=TONES.get(task.state, "info"),
+        fields=_task_fields(view, state, now), steps=steps,
+        body=(*_task_notes(view), *(_approval_text(a, now) for a in asks), *_outcome(task, state, effects)),
+        buttons=buttons, link=task_link(base_url, task.id), footer=f"Task #{task.id} · {task.platform}",
+    )  # fmt: skip
+
+
+def _task_fields(view: TaskView, state: str, now: datetime) -> tuple[Field, ...]:
+    task = view.task
+    fields = [Field("Status", state), Field("Requested by", task.requester_name or task.requester),
+              Field("Time" if task.finished_at else "Elapsed", duration(elapsed(task, now)))]  # fmt: skip
+    if task.state in FINAL:
+        done = sum(1 for s in view.steps if s.state == "succeeded")
+        fields.append(Field("Steps", f"{done} of {len(view.steps)} done"))
+    return (*fields, Field("Tokens", str(task.tokens)), Field("Cost", money(task.cost)))
+
+
+def _task_notes(view: TaskView) -> list[str]:
+    task = view.task
     body = []
     if task.state == "planning" or (task.state == "queued" and not view.steps):
         body.append("Planning the steps…")
@@ -81,14 +100,52 @@ def task_card(view: TaskView, now: datetime, base_url: str = "") -> Card:
         body.append(f"Paused: {task.pause_reason}")
     if task.error and task.state in ("failed", "expired"):
         body.append(f"Error: {task.error}")
-    return Card(
-        title=task_title(task), text=f"{task_title(task)} · {state}", tone=TONES.get(task.state, "info"),
-        fields=tuple(fields), steps=steps, body=tuple(body), link=task_link(base_url, task.id),
-        footer=f"Task #{task.id} · {task.platform}",
-    )  # fmt: skip
+    return body
 
 
-def approval_card(approval: Approval, task: Task, now: datetime, base_url: str = "") -> Card:
+def _outcome(task: Task, state: str, effects: Sequence[str]) -> list[str]:
+    """The summary, on the card of a task that ended."""
+    if task.state not in FINAL:
+        return []
+    return [f"Outcome: {state}", "What I did: " + ("; ".join(effects) if effects else "no side effects")]
+
+
+def effects_of(events: Sequence[Event]) -> list[str]:
+    """What the task's steps did, from their `step.succeeded` events."""
+    return [e for ev in events if ev.kind == "step.succeeded" for e in (ev.detail or {}).get("effects", [])]
+
+
+def shown_approvals(approvals: Sequence[Approval]) -> list[Approval]:
+    """The approvals a task card shows: the latest one asked for each step, in the order asked."""
+    latest: dict[str, Approval] = {}
+    for a in sorted(approvals, key=lambda a: a.id or 0):
+        latest[a.step_key] = a
+    return sorted(latest.values(), key=lambda a: a.id or 0)
+
+
+def _pending(approvals: Sequence[Approval], now: datetime) -> int:
+    return sum(1 for a in approvals if a.state == "pending" and now < a.expires_at)
+
+
+def _approval_buttons(approval: Approval, task: Task, now: datetime, *, several: bool) -> tuple[Button, ...]:
+    if approval.state != "pending" or now >= approval.expires_at:
+        return ()
+    value = {"approval_id": approval.id, "task_id": task.id}
+    which = f" {approval.step_key}" if several else ""
+    return (Button(f"Approve{which}", "approve", value, "primary"), Button(f"Reject{which}", "reject", value, "danger"))
+
+
+def _approval_text(approval: Approval, now: datetime) -> str:
+    """One approval on the task card: what is asked, and who decided what."""
+    if approval.state == "pending" and now < approval.expires_at:
+        who = ", ".join(approval.approvers or []) + (f" ({approval.required} needed)" if approval.required > 1 else "")
+        lines = [f"Approval needed for step {approval.step_key}", *_approval_details(approval),
+                 f"Approvers: {who}", f"Expires: {approval.expires_at.strftime('%Y-%m-%d %H:%M UTC')}"]  # fmt: skip
+        return "\n".join(lines)
+    return f"Approval for step {approval.step_key} ({approval.skill}): {_decided(approval, now)}"
+
+
+def _approval_details(approval: Approval) -> list[str]:
     s = approval.summary or {}
     body = [f"What will be done: {approval.skill}"]
     if s.get("target"):
@@ -100,6 +157,11 @@ def approval_card(approval: Approval, task: Task, now: datetime, base_url: str =
     shown = {k: v for k, v in (s.get("args") or {}).items() if k != "text"}
     if shown:
         body.append("Arguments: " + json.dumps(shown, ensure_ascii=False, default=str)[:1500])
+    return body
+
+
+def approval_card(approval: Approval, task: Task, now: datetime, base_url: str = "") -> Card:
+    """One approval on its own (the Slack App Home lists those waiting for a person)."""
     fields = (
         Field("Step", approval.step_key),
         Field("Requested by", task.requester_name or task.requester),
@@ -108,17 +170,13 @@ def approval_card(approval: Approval, task: Task, now: datetime, base_url: str =
         Field("Expires", approval.expires_at.strftime("%Y-%m-%d %H:%M UTC")),
     )  # fmt: skip
     pending = approval.state == "pending" and now < approval.expires_at
-    buttons: tuple[Button, ...] = ()
-    footer = ""
-    if pending:
-        value = {"approval_id": approval.id, "task_id": task.id}
-        buttons = (Button("Approve", "approve", value, "primary"), Button("Reject", "reject", value, "danger"))
-    else:
-        footer = _decided(approval, now)
+    buttons = _approval_buttons(approval, task, now, several=False)
+    footer = "" if pending else _decided(approval, now)
     title = f"Approval needed for task #{task.id}" if pending else f"Approval for task #{task.id}"
     return Card(title=title, text=f"{title}: {approval.skill}", tone="warning" if pending else
-                ("good" if approval.state == "approved" else "bad"), fields=fields, body=tuple(body),
-                buttons=buttons, link=task_link(base_url, task.id), footer=footer)  # fmt: skip
+                ("good" if approval.state == "approved" else "bad"), fields=fields,
+                body=tuple(_approval_details(approval)), buttons=buttons, link=task_link(base_url, task.id),
+                footer=footer)  # fmt: skip
 
 
 def _decided(approval: Approval, now: datetime) -> str:
@@ -135,12 +193,14 @@ def _decided(approval: Approval, now: datetime) -> str:
 
 
 def summary_card(view: TaskView, events: Sequence[Event], now: datetime, base_url: str = "") -> Card:
+    """A separate completion summary: only for `summary` outbox rows written before the
+    summary became the task card's final state."""
     task = view.task
-    effects = [e for ev in events if ev.kind == "step.succeeded" for e in (ev.detail or {}).get("effects", [])]
     outcome = LABELS.get(task.state, task.state)
     body = [f"Outcome: {outcome}"]
     if task.error:
         body.append(f"Error: {task.error}")
+    effects = effects_of(events)
     body.append("What I did: " + ("; ".join(effects) if effects else "no side effects"))
     done = sum(1 for s in view.steps if s.state == "succeeded")
     fields = (

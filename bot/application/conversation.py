@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from adapters.chat import Card, Click, ClickResult, Handled, Inbound, Unavailable
 from adapters.sanitize import db_id, sanitized
-from bot.application import cards
+from bot.application import cards, rendering
 from bot.application.commands import HELP, MAX_TEXT, Command, clean, parse
 from tasks.engine.controls import Controls
 from tasks.planning.planner import NO_LLM
@@ -140,8 +140,8 @@ class Conversation:
         if task is None or (task.platform, task.tenant) != (m.platform, m.tenant):
             return await self._refuse(m, f"There is no task #{c.task_id} here.")
         if c.name == "status":
-            view = await self.store.view(c.task_id)
-            return await self._reply(m, cards.task_card(view, self.clock(), self.base_url), "command")
+            card = await rendering.task_card(self.store, c.task_id, self.clock(), self.base_url)
+            return await self._reply(m, card, "command")
         if not may_control(task, m.user, self.policy):
             return await self._refuse(m, f"Only the requester or an approver of task #{task.id} may {c.name} it.")
         action = {"cancel": self.controls.cancel, "pause": self.controls.pause,
@@ -181,7 +181,7 @@ class Conversation:
             result = await self.controls.decide(approval_id, who, c.action == "approve", self.clock())
         except NotFound:
             return ClickResult(False, "That approval does not exist (any more).")
-        card = await self.approval_card(approval_id)
+        card = await self.task_card(result.task_id)
         if not result.accepted and c.answered_inline:
             return ClickResult(False, f"Not done: {result.reason}.", card)
         if not result.accepted:
@@ -194,12 +194,12 @@ class Conversation:
         verb = {"approved": "Approved", "rejected": "Rejected"}.get(result.state, "Your approval is noted")
         return ClickResult(True, f"{verb}.", card)
 
-    async def approval_card(self, approval_id: int) -> Card | None:
-        approval = await self.store.get_approval(approval_id)
-        if approval is None:
+    async def task_card(self, task_id: int) -> Card | None:
+        """The task card as it is after a click: the approvals live on it."""
+        try:
+            return await rendering.task_card(self.store, task_id, self.clock(), self.base_url)
+        except NotFound:
             return None
-        task = await self.store.get_task(approval.task_id)
-        return cards.approval_card(approval, task, self.clock(), self.base_url) if task else None
 
 
 def _past(verb: str) -> str:

@@ -38,10 +38,11 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
-from adapters.chat import Card, ChatAdapter, ConversationRef, DeliveryError, MessageRef
-from bot.application import cards
+from adapters.chat import ChatAdapter, ConversationRef, DeliveryError, MessageRef
+from bot.application import rendering
+from tasks.rules.coalescing import FIRST_POST_WAIT
 from tasks.rules.retry import RetryPolicy, backoff
 from tasks.store.outbox import Claimed, Outboxes
 from tasks.store.roles import Roles
@@ -55,7 +56,12 @@ ORDER_PATIENCE = 30.0  # seconds a row waits behind a card the platform keeps re
 ROLE = "delivery"
 LEASE_SECONDS = 15.0  # a standby takes over this long after the delivering process was last heard of
 RENEW_EVERY = 3.0  # how often the holder renews its lease, and a standby asks for it
+STOP_GRACE = 5.0  # seconds a stopping process gives the sends under way; the rest go back to the outbox
 LOCAL_PLATFORMS = frozenset({"console"})  # delivered by every process: no rate limits, pages in-process
+
+
+class _GivenUp(Exception):
+    """A platform call a stopping process gave up on."""
 
 
 Lane = tuple[str, str]  # (platform, channel): one conversation's rows go in order
@@ -121,6 +127,8 @@ class Delivery:
         on_result: Callable[[str, str], None] | None = None,
         holder: str | None = None,
         on_answer: Callable[[], None] | None = None,
+        first_card_wait: float = FIRST_POST_WAIT,
+        stop_grace: float = STOP_GRACE,
     ):
         self.store = store
         self.outboxes = Outboxes(store)
@@ -129,6 +137,10 @@ class Delivery:
         self.clock = clock
         self.batch = batch
         self.idle_seconds = idle_seconds
+        self.stop_grace = stop_grace  # how long a stop waits for the sends under way
+        self.first_card_wait = (
+            first_card_wait  # a new task card's first post waits for the plan (tasks/store/outbox.py)
+        )
         self.on_result = on_result or (lambda platform, outcome: None)
         # A step waits for the platform's answer to its post: wake this process's engine
         # (the database already says the step is due; other processes find it by polling).
@@ -142,6 +154,9 @@ class Delivery:
         # Rows this process put back without sending them: (row id -> attempts then). Claimed
         # again with the next attempt number (nobody else tried meanwhile), they need no lookup.
         self._unsent: dict[int, int] = {}
+        self._stopping = False
+        self._calls: dict[int, asyncio.Task[MessageRef | None]] = {}  # platform calls under way, by row id
+        self._cut_short: list[int] = []  # rows whose platform call was given up at a stop: maybe sent
         self.roles = Roles(store.db)
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.leading = False  # holds the delivery role: delivers to the rate-limited platforms
@@ -168,8 +183,32 @@ class Delivery:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.idle_seconds)
         finally:
-            await self._lanes_done()
+            await self.hand_back()
             await self.resign()
+
+    async def hand_back(self) -> int:
+        """Stop delivering: the sends under way get `stop_grace` seconds to finish; the
+        rows claimed and not sent go back to the outbox, due at once for the next
+        holder (a send given up on counts as an attempt, so it is looked up before it
+        is posted again). Nothing is lost, and a row is never sent twice by skipping
+        the lookup. The number of rows handed back."""
+        self._stopping = True
+        self.wake()
+        lanes = list(self._lanes.values())
+        if lanes:
+            _, late = await asyncio.wait(lanes, timeout=self.stop_grace)
+            if late:
+                for call in self._calls.values():
+                    call.cancel()
+                await asyncio.wait(late)
+        unsent = [c.row.id for queue in self._queued.values() for _, c in queue if c.row.id is not None]
+        maybe, self._cut_short = self._cut_short, []
+        self._queued.clear()
+        if not unsent and not maybe:
+            return 0
+        n = await self.outboxes.hand_back(unsent, maybe, self.clock())
+        log.info("stopping: %d outbox rows handed back (%d were being sent)", n, len(maybe))
+        return n
 
     async def round(self) -> int:
         """One look at the outbox while serving: ask for the delivery role, then claim
@@ -233,7 +272,8 @@ class Delivery:
         room = self.batch - self._in_flight
         if room <= 0 or platforms == frozenset():
             return 0
-        claimed = await self.outboxes.claim(self.clock(), room, platforms=platforms)
+        claimed = await self.outboxes.claim(self.clock(), room, platforms=platforms,
+                                            first_wait=self.first_card_wait)  # fmt: skip
         self._round += 1
         for c in claimed:
             conv = c.row.conversation or {}
@@ -255,7 +295,7 @@ class Delivery:
         nothing back: the card keeps its place."""
         queue = self._queued[lane]
         try:
-            while queue:
+            while queue and not self._stopping:
                 claim_round, c = queue.popleft()
                 try:
                     retry_at = await self._deliver(c)
@@ -314,7 +354,9 @@ class Delivery:
             until = self.hold.until[row.platform] + timedelta(milliseconds=1)
             return await self._put_back(c, f"{row.platform} is failing; waiting for a probe", until)
         try:
-            message = await self._send(adapter, c)
+            message = await self._call(adapter, c)
+        except _GivenUp:
+            return None
         except DeliveryError as e:
             return await self._failed(c, e.reason, retry_after=e.retry_after, permanent=e.permanent)
         except NotFound as e:
@@ -364,6 +406,22 @@ class Delivery:
             self.on_answer()
         return retry_at
 
+    async def _call(self, adapter: ChatAdapter, c: Claimed) -> MessageRef | None:
+        """The platform call, as a task of its own that a stop may give up on (`hand_back`)."""
+        row_id = c.row.id
+        assert row_id is not None
+        call = self._calls[row_id] = asyncio.create_task(self._send(adapter, c))
+        try:
+            return await call
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if not call.cancelled() or (current is not None and current.cancelling()):
+                raise  # the lane itself is cancelled
+            self._cut_short.append(row_id)
+            raise _GivenUp() from None
+        finally:
+            self._calls.pop(row_id, None)
+
     async def _send(self, adapter: ChatAdapter, c: Claimed) -> MessageRef | None:
         row = c.row
         conv = ConversationRef.from_json(row.conversation or {})
@@ -371,7 +429,7 @@ class Delivery:
         if row.kind == "notice":
             await adapter.notify(conv, str(payload.get("user", "")), str(payload.get("text", "")))
             return None
-        card = await self.render(row.kind, payload)
+        card = await rendering.render(self.store, row.kind, payload, self.clock(), self.base_url)
         key = row.card_key or f"outbox:{row.id}"
         if c.message:
             return await adapter.update(conv, MessageRef.from_json(c.message), card)
@@ -384,25 +442,3 @@ class Delivery:
             if then == "done":
                 return found
         return await adapter.post(conv, card, key=key)
-
-    async def render(self, kind: str, payload: dict[str, Any]) -> Card:
-        now = self.clock()
-        if kind == "task_card":
-            view = await self.store.view(int(payload["task_id"]))
-            return cards.task_card(view, now, self.base_url)
-        if kind == "approval_card":
-            approval = await self.store.get_approval(int(payload["approval_id"]))
-            if approval is None:
-                raise NotFound(f"no approval {payload['approval_id']}")
-            task = await self.store.get_task(approval.task_id)
-            if task is None:
-                raise NotFound(f"no task {approval.task_id}")
-            return cards.approval_card(approval, task, now, self.base_url)
-        if kind == "summary":
-            view = await self.store.view(int(payload["task_id"]))
-            events = await self.store.events(view.task.id)
-            return cards.summary_card(view, events, now, self.base_url)
-        if "card" in payload:
-            return Card.from_json(payload["card"])
-        text = str(payload.get("text", ""))
-        return Card(title="", text=text, body=(text,))

@@ -89,6 +89,9 @@ class Settings(BaseSettings):
                                     description="tasks one worker runs at once")  # fmt: skip
     lease_seconds: float = Field(30.0, validation_alias=_env("COWORK_LEASE_SECONDS"),
                                  description="worker lease length")  # fmt: skip
+    engine_process: bool = Field(False, validation_alias=_env("COWORK_ENGINE_PROCESS"),
+                                 description="`cowork serve` runs its worker in a child process, so acks "
+                                 "never share an interpreter with the engine (needs a spare core)")  # fmt: skip
 
     retention_days: float = Field(30.0, ge=0, validation_alias=_env("COWORK_RETENTION_DAYS"),
                                   description="days a finished task's rows are kept (0 = forever)")  # fmt: skip

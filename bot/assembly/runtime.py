@@ -14,7 +14,7 @@ from typing import Any
 
 from adapters.chat import ChatAdapter
 from bot.application.conversation import Conversation
-from bot.application.delivery import Delivery
+from bot.application.delivery import STOP_GRACE, Delivery
 from bot.application.history import AdapterHistory
 from bot.application.targets import AdapterTargets
 from bot.assembly.config import Settings
@@ -40,6 +40,8 @@ from tasks.store.db import Database, is_sqlite
 from tasks.store.outbox import Outboxes
 from tasks.store.pruning import Pruner
 from tasks.store.store import Store
+
+STOP_WITHIN = STOP_GRACE + 3.0  # delivery's grace for sends under way, and its hand-back
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +133,10 @@ class Runtime:
             config=engine_config or EngineConfig(max_tasks=settings.worker_concurrency,
                                                  lease_seconds=settings.lease_seconds),
         )  # fmt: skip
+        # Wakes the claim loop: this process's engine, or the child running it (bot/assembly/engine_process.py).
+        self.wake_engine: Callable[[], None] = self.engine.wake
         self.delivery = Delivery(self.store, self.adapters, base_url=settings.base_url(), clock=clock,
-                                 on_answer=self.engine.wake)  # fmt: skip
+                                 on_answer=lambda: self.wake_engine())  # fmt: skip
         self.conversation = Conversation(
             store=self.store, controls=self.controls, playbooks=self.playbooks, policy=self.policy,
             llm_enabled=self.llm is not None, base_url=settings.base_url(), clock=clock, wake=self.wake,
@@ -152,7 +156,7 @@ class Runtime:
         return {**library_playbooks(self.registry.names()), **books}
 
     def wake(self) -> None:
-        self.engine.wake()
+        self.wake_engine()
         self.delivery.wake()
 
     def add_adapter(self, platform: str, adapter: ChatAdapter) -> None:
@@ -168,11 +172,17 @@ class Runtime:
         if delivery:
             self._tasks.append(asyncio.create_task(self.delivery.serve(self._stop), name="delivery"))
 
-    async def stop(self) -> None:
+    async def stop(self, within: float = STOP_WITHIN) -> None:
+        """Stop the engine and delivery: each ends its own way (delivery hands back
+        what it has not sent) and is cancelled only if it takes longer than `within`
+        seconds; cancelled at once, a claim under way would leave its rows claimed."""
         self._stop.set()
+        self.wake()
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=within)
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:

@@ -64,9 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     sub = p.add_subparsers(title="commands", metavar="COMMAND")
 
-    s = sub.add_parser("serve", help="run the HTTP server and a worker in one process",
+    s = sub.add_parser("serve", help="run the HTTP server, delivery and a worker",
                        description="Run the HTTP server (Slack, Teams, console, /healthz, /metrics) "
-                       "and, unless --no-worker, a worker in the same process.")  # fmt: skip
+                       "and, unless --no-worker, a worker: in the same process, or in a child "
+                       "process with COWORK_ENGINE_PROCESS=1.")  # fmt: skip
     s.add_argument("--no-worker", action="store_true", help="web only: leave tasks to `cowork worker`")
     s.add_argument("--console", action="store_true", help="serve the console page beside Slack/Teams")
     s.add_argument("--host", help="address to listen on (default COWORK_HOST or 127.0.0.1)")
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Claim runnable tasks under a lease and run them; any number of "
                        "workers may share one PostgreSQL database.")  # fmt: skip
     w.add_argument("--burst", action="store_true", help="run what is runnable now, then exit")
+    w.add_argument("--wake-stdin", action="store_true", help=argparse.SUPPRESS)  # `serve`'s engine process
     w.set_defaults(func=cmd_worker)
 
     t = sub.add_parser(
@@ -163,6 +165,7 @@ async def _serve(settings: Settings, *, worker: bool, console: bool | None) -> N
     # p99 5.6 ms with 1 ms against tens of ms with the default, 200 Slack events/s).
     sys.setswitchinterval(0.001)
 
+    from bot.assembly.engine_process import EngineProcess
     from bot.assembly.runtime import Runtime, prepare_database, settle_heap
     from bot.web.server import make_app
 
@@ -174,31 +177,44 @@ async def _serve(settings: Settings, *, worker: bool, console: bool | None) -> N
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
-    await runtime.start(worker=worker, delivery=True)
+    engine = EngineProcess() if worker and settings.engine_process else None
+    if engine is not None:
+        await engine.start(console=console)
+        runtime.wake_engine = engine.wake
+    await runtime.start(worker=worker and engine is None, delivery=True)
     where = f"http://{settings.host}:{settings.port}"
     log.info("cowork serving on %s (%s; worker %s)", where, ", ".join(sorted(runtime.adapters)) or
-             "no chat platform", "on" if worker else "off")  # fmt: skip
+             "no chat platform", ("in a child process" if engine else "on") if worker else "off")  # fmt: skip
     print(f"Cowork is running on {where}  (Ctrl-C to stop)", flush=True)
     await _until_signal()
-    await runtime.stop()
+    await asyncio.gather(runtime.stop(), engine.stop() if engine else asyncio.sleep(0))
     await runner.cleanup()
     runtime.close()
 
 
-async def _until_signal() -> None:
-    stop = asyncio.Event()
+async def _until_signal(also: asyncio.Event | None = None) -> None:
+    """Until SIGINT or SIGTERM (or `also` is set)."""
+    stop = also or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
 
 
+def _parent_gone(runtime: Any) -> tuple[asyncio.Event, asyncio.Task[None]]:
+    """`serve`'s engine process: woken through stdin, and stopped when it closes."""
+    from bot.assembly.engine_process import wakes_from_stdin
+
+    gone = asyncio.Event()
+    return gone, asyncio.create_task(wakes_from_stdin(runtime.engine.wake, gone))
+
+
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    asyncio.run(_worker(settings, burst=args.burst))
+    asyncio.run(_worker(settings, burst=args.burst, wake_stdin=args.wake_stdin))
     return 0
 
 
-async def _worker(settings: Settings, *, burst: bool) -> None:
+async def _worker(settings: Settings, *, burst: bool, wake_stdin: bool = False) -> None:
     from bot.assembly.runtime import Runtime, prepare_database, settle_heap
     from bot.wiring.clients import attach_clients
 
@@ -212,8 +228,11 @@ async def _worker(settings: Settings, *, burst: bool) -> None:
     else:
         await runtime.start(worker=True, delivery=False)
         log.info("cowork worker %s running", runtime.engine.name)
-        await _until_signal()
+        gone, reading = _parent_gone(runtime) if wake_stdin else (None, None)
+        await _until_signal(gone)
         await runtime.stop()
+        if reading is not None:
+            reading.cancel()
     runtime.close()
 
 

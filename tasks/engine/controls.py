@@ -16,7 +16,7 @@ from tasks.rules.policy import Policy
 from tasks.rules.states import StepState, TaskState
 from tasks.store import statements as sql
 from tasks.store.models import EVENT
-from tasks.store.rows import approval_card_update, event_row, summary_update
+from tasks.store.rows import card_update, event_row
 from tasks.store.store import NewTask, NotFound, Store
 from tasks.store.tx import Tx
 
@@ -36,9 +36,10 @@ class Controls:
         self.policy = policy or Policy()  # for escalation of approvals that wait too long
 
     def _approval_card(self, tx: Tx, approval_id: int, task_id: int, now: datetime) -> None:
+        """Redraw the task card, where the approval is shown (`approval_id`: which one changed)."""
         task = tx.conn.execute(sql.task_chat(task_id)).first()
         if task:
-            approval_card_update(tx, task_id, approval_id, task.platform, task.conversation, now)
+            card_update(tx, task_id, task.platform, task.conversation, now)
 
     def _close_approvals(self, tx: Tx, task_id: int, state: str, now: datetime) -> None:
         ids = tx.conn.execute(sql.close_approvals(task_id, state, now)).scalars().all()
@@ -50,13 +51,12 @@ class Controls:
     async def cancel(self, task_id: int, actor: str, now: datetime) -> None:
 
         def q(tx: Tx) -> None:
-            row = self.store.transition(
+            self.store.transition(
                 tx, task_id, TaskState.CANCELLED, actor=actor, now=now,
                 values={"finished_at": now, "lease_holder": None, "lease_expires_at": None},
             )  # fmt: skip
             tx.conn.execute(sql.cancel_open_steps(task_id, now))
-            self._close_approvals(tx, task_id, "cancelled", now)
-            summary_update(tx, task_id, row.platform, row.conversation, now)
+            self._close_approvals(tx, task_id, "cancelled", now)  # the move redrew the card, with its summary
 
         await self.db.run(q)
 
@@ -173,11 +173,10 @@ class Controls:
                                                  approval=e.approval_id, step=e.step_key))  # fmt: skip
                 self._approval_card(tx, e.approval_id, e.task_id, now)
                 if e.task_error is not None:
-                    row = self.store.transition(
+                    self.store.transition(  # redraws the card, with its summary
                         tx, e.task_id, TaskState.EXPIRED, actor="scheduler", now=now,
                         detail={"reason": "approval expired"}, values={"finished_at": now, "error": e.task_error},
                     )  # fmt: skip
-                    summary_update(tx, e.task_id, row.platform, row.conversation, now)
             return [a.id for a in due]
 
         return await self.db.run(q)

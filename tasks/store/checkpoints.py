@@ -12,7 +12,7 @@ from tasks.rules.states import StepState, TaskState
 from tasks.skills.base import StepResult
 from tasks.store import statements as sql
 from tasks.store.models import EVENT, OUTBOX, STEP, Task
-from tasks.store.rows import approval_card_update, card_update, event_row, outbox_row, summary_update
+from tasks.store.rows import card_update, event_row, outbox_row
 from tasks.store.statements import update_step
 from tasks.store.store import Store
 from tasks.store.tx import Tx
@@ -153,9 +153,7 @@ class Checkpoints:
                              now, msg.idempotency_key, msg.card_key)  # fmt: skip
             if result.cost or result.tokens:
                 self._spend(tx, row.platform, row.requester, now, result.cost, result.tokens)
-            if last:
-                summary_update(tx, task_id, row.platform, row.conversation, now)
-            else:
+            if not last:  # the last step's move to succeeded redraws the card with its summary
                 card_update(tx, task_id, row.platform, row.conversation, now)
 
         await self.db.run(q, task_id)
@@ -254,7 +252,7 @@ class Checkpoints:
             tx.conn.execute(sql.step_set(task_id, [key], {"state": StepState.WAITING.value}))
             tx.insert_later(EVENT, event_row(task_id, worker, "approval.requested", now, step=key,
                                              approval=approval_id, approvers=approvers))  # fmt: skip
-            approval_card_update(tx, task_id, int(approval_id), row.platform, row.conversation, now)
+            card_update(tx, task_id, row.platform, row.conversation, now)  # the approval is asked on the card
             return int(approval_id)
 
         return await self.db.run(q, task_id)
@@ -264,7 +262,7 @@ class Checkpoints:
         tx.conn.execute(sql.approval_set(approval_id, {"state": "superseded"}))
         tx.insert_later(EVENT, event_row(task_id, worker, "approval.superseded", now, step=key,
                                          approval=approval_id, reason="the values changed after approval"))  # fmt: skip
-        approval_card_update(tx, task_id, approval_id, row.platform, row.conversation, now)
+        card_update(tx, task_id, row.platform, row.conversation, now)
 
     async def note(self, task_id: int, actor: str, kind: str, now: datetime, **detail: Any) -> None:
         """An audit event with no state change (an auto-approve rule fired, say)."""
@@ -297,10 +295,9 @@ class Checkpoints:
             final = target in (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.EXPIRED)
             if final:
                 values["finished_at"] = now
-            row = self.store.transition(tx, task_id, target, actor=worker, now=now, fence=worker,
-                                        detail=detail, values=values, owner=owner)  # fmt: skip
-            if final:
-                summary_update(tx, task_id, row.platform, row.conversation, now)
+            # The move redraws the card; a task that ended shows its summary there.
+            self.store.transition(tx, task_id, target, actor=worker, now=now, fence=worker,
+                                  detail=detail, values=values, owner=owner)  # fmt: skip
 
         await self.db.run(q, task_id)
 

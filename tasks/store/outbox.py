@@ -7,6 +7,8 @@ the same card at once. A card's pending updates are coalesced into its oldest
 one, which keeps the card's place and takes the newest one's payload (a task
 card is rendered from the task's current state when sent, so the latest state
 always wins and the final state is never dropped); the others are superseded.
+A new task card's first post may wait a moment for its task's plan
+(`tasks.rules.coalescing.first_post_waits`).
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from tasks.rules.coalescing import coalesce
+from tasks.rules.coalescing import coalesce, first_post_candidates, first_post_waits
 from tasks.skills.base import Delivered
 from tasks.store import statements as sql
-from tasks.store.models import Outbox, from_row
+from tasks.store.models import OUTBOX, Outbox, from_row
 from tasks.store.store import Store
 from tasks.store.tx import Tx
 
@@ -51,14 +53,15 @@ class Outboxes:
         return await self.db.run(q)
 
     async def claim(self, now: datetime, limit: int = 50, hold_seconds: float = 60.0, *,
-                    platforms: frozenset[str] | None = None) -> list[Claimed]:  # fmt: skip
-        """Due rows (of `platforms` only, when given), marked `sending` for `hold_seconds`."""
-        return await self.db.run(lambda tx: self._claim(tx, now, limit, hold_seconds, platforms))
+                    platforms: frozenset[str] | None = None, first_wait: float = 0.0) -> list[Claimed]:  # fmt: skip
+        """Due rows (of `platforms` only, when given), marked `sending` for `hold_seconds`;
+        a new task card's first post waits up to `first_wait` seconds (`first_post_waits`)."""
+        return await self.db.run(lambda tx: self._claim(tx, now, limit, hold_seconds, platforms, first_wait))
 
     def _claim(self, tx: Tx, now: datetime, limit: int, hold: float,
-               platforms: frozenset[str] | None) -> list[Claimed]:  # fmt: skip
+               platforms: frozenset[str] | None, first_wait: float) -> list[Claimed]:  # fmt: skip
         due = tx.conn.execute(sql.outbox_due(now, limit * 4, platforms)).all()
-        picked, payloads = self._coalesce(tx, due, now, limit)
+        picked, payloads = self._coalesce(tx, due, now, limit, first_wait)
         if not picked:
             return []
         # Mark them sending, unless another process claimed one meanwhile.
@@ -79,18 +82,32 @@ class Outboxes:
         return out
 
     def _coalesce(self, tx: Tx, due: Sequence[Any], now: datetime,
-                  limit: int) -> tuple[list[Any], dict[int, Any]]:  # fmt: skip
+                  limit: int, first_wait: float) -> tuple[list[Any], dict[int, Any]]:  # fmt: skip
         """`coalescing.coalesce` over the due rows' cards, and its writes: the
         carriers' new payloads and the superseded rows. Returned with the
         carriers' new payloads, by row id."""
         keys = {r.card_key for r in due if r.card_key}
         rows = tx.conn.execute(sql.outbox_of_cards(keys)).all() if keys else []
-        plan = coalesce(due, rows, now, limit)
+        held = self._held_first_posts(tx, due, rows, now, first_wait) if first_wait > 0 else frozenset()
+        plan = coalesce(due, rows, now, limit, held)
         for row_id, payload in plan.payloads.items():
             tx.conn.execute(sql.outbox_set(row_id, {"payload": payload}))
         if plan.superseded:
             tx.conn.execute(sql.outbox_superseded(plan.superseded))
         return plan.picked, plan.payloads
+
+    @staticmethod
+    def _held_first_posts(tx: Tx, due: Sequence[Any], rows: Sequence[Any], now: datetime,
+                          wait: float) -> frozenset[str]:  # fmt: skip
+        """The task cards whose first post waits (`first_post_waits`), with what it needs read."""
+        young = first_post_candidates(due, rows, now, wait)
+        if not young:
+            return frozenset()
+        posted = set(tx.conn.execute(sql.cards_posted(list(young))).scalars())
+        ids = {r.task_id for k, r in young.items() if k not in posted}
+        states = {int(i): str(st) for i, st in tx.conn.execute(sql.task_states(ids))} if ids else {}
+        waits = {k for k, r in young.items() if first_post_waits(r.created_at, states.get(r.task_id), now, wait)}
+        return frozenset(waits - posted)
 
     async def sent(self, outbox_id: int, message: dict[str, Any] | None, now: datetime) -> None:
         def q(tx: Tx) -> None:
@@ -115,6 +132,23 @@ class Outboxes:
                 _wake_poster(tx, r, now)
 
         await self.db.run(q)
+
+    async def hand_back(self, unsent: Sequence[int], maybe_sent: Sequence[int], now: datetime) -> int:
+        """Rows a stopping process claimed and will not deliver, back to pending and
+        due at once, for whoever holds the outbox next. `unsent` never reached the
+        platform: their claim does not count as an attempt, so they are sent without a
+        lookup. `maybe_sent` were being sent when the process stopped waiting: their
+        attempt counts, so the next sender looks for them (`find`) before posting."""
+        reason = "handed back at shutdown"
+
+        def q(tx: Tx) -> int:
+            n = 0
+            for ids, attempts in ((unsent, OUTBOX.c.attempts - 1), (maybe_sent, OUTBOX.c.attempts)):
+                if ids:
+                    n += tx.conn.execute(sql.outbox_handed_back(list(ids), attempts, now, reason)).rowcount
+            return n
+
+        return await self.db.run(q)
 
     async def stats(self) -> dict[str, int]:
         def q(tx: Tx) -> dict[str, int]:

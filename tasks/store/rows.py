@@ -54,29 +54,3 @@ def card_update(tx: Tx, task_id: int, platform: str, conversation: dict[str, Any
                 now=now, card_key=card_key(task_id), payload={"task_id": task_id},
             ),
         )  # fmt: skip
-
-
-def summary_update(tx: Tx, task_id: int, platform: str, conversation: dict[str, Any] | None, now: datetime) -> None:
-    """Queue the completion summary of a task that ended, for its thread."""
-    if conversation:
-        tx.insert_later(
-            OUTBOX,
-            outbox_row(
-                task_id=task_id, platform=platform, kind="summary", conversation=conversation,
-                now=now, payload={"task_id": task_id},
-            ),
-        )  # fmt: skip
-
-
-def approval_card_update(
-    tx: Tx, task_id: int, approval_id: int, platform: str, conversation: dict[str, Any] | None, now: datetime
-) -> None:
-    """Queue the approval card of `approval_id` (rendered from the approval's state when delivered)."""
-    if conversation:
-        tx.insert_later(
-            OUTBOX,
-            outbox_row(
-                task_id=task_id, platform=platform, kind="approval_card", conversation=conversation,
-                now=now, card_key=f"approval:{approval_id}", payload={"approval_id": approval_id},
-            ),
-        )  # fmt: skip

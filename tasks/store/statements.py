@@ -533,6 +533,17 @@ def card_messages(keys: Collection[str]) -> Select[Any]:
     return select(CARD).where(CARD.c.card_key.in_(keys))
 
 
+def cards_posted(keys: Collection[str]) -> Select[Any]:
+    """Which of these cards have a platform message."""
+    return select(CARD.c.card_key).where(CARD.c.card_key.in_(keys))
+
+
+def outbox_handed_back(ids: Collection[int], attempts: Any, now: datetime, reason: str) -> Update:
+    """Rows this process claimed (`sending`) and will not deliver: pending and due now."""
+    return (update(OUTBOX).where(OUTBOX.c.id.in_(ids), OUTBOX.c.state == "sending")
+            .values(state="pending", next_attempt_at=now, attempts=attempts, error=reason))  # fmt: skip
+
+
 def poster_woken(task_id: int, idempotency_key: str, now: datetime) -> Update:
     """The step sleeping on the post written under this key is due now."""
     return (update(STEP).where(STEP.c.task_id == task_id, STEP.c.idempotency_key == idempotency_key,

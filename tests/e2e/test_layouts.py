@@ -52,7 +52,8 @@ class Deployment:
         return await self.send(urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
 
     async def approve(self, task_id: int) -> None:
-        card = await self.said(f"Approval needed for task #{task_id}")
+        card = await self.said("Approval needed for step")  # asked on the task card
+        assert card["text"].startswith(f"Task #{task_id}:")
         value = next(json.loads(e["value"]) for b in card["blocks"] if b["type"] == "actions"
                      for e in b["elements"] if e["action_id"] == "approve")  # fmt: skip
         assert await self.click("approve", value, "U1", card["ts"]) == 200
@@ -99,7 +100,7 @@ async def deployment(request: pytest.FixtureRequest, pg_url: str, tmp_path: Path
 async def test_chat_history_reads_the_thread_in_either_layout(deployment: Deployment) -> None:
     assert await deployment.mention("run recap", "Ev1") == 200
     await deployment.approve(1)
-    summary = await deployment.said("Task #1 done")
+    summary = await deployment.said("Outcome: Done")  # the task card's final state
     (said,) = [m["text"] for m in deployment.thread() if m["text"].startswith("I read:")]
     assert said == "I read: U1: the launch is friday"
     assert "reading messages is not available" not in json.dumps(summary)
@@ -109,10 +110,10 @@ async def test_an_approved_post_is_delivered_and_a_missing_channel_refused_in_ei
     deployment: Deployment,
 ) -> None:
     assert await deployment.mention("run announce channel=#nowhere text=hi", "Ev1") == 200
-    refused = await deployment.said("Task #1 failed")
+    refused = await deployment.said("Outcome: Failed")
     assert "Slack has no channel #nowhere" in json.dumps(refused["blocks"])
     assert await deployment.mention("run announce channel=#general text=hello", "Ev2") == 200
     await deployment.approve(2)
-    summary = await deployment.said("Task #2 done")
+    summary = await deployment.said("Outcome: Done")  # task #2: task #1 failed
     assert "posted a message to #general" in json.dumps(summary["blocks"])
     assert [m["text"] for m in deployment.slack.messages["#general"]] == ["hello"]

@@ -1,10 +1,10 @@
 """End to end over real HTTP: the whole bot (bot.web.server app with the Slack
 wiring, engine, delivery loop, SQLite) against the fake Slack Web API.
 
-A mention runs the `announce` playbook; the task card and the approval card
-appear in the mention's thread; the wrong user's click is refused privately;
-the requester approves; the announcement is posted once; the approval card
-shows who decided, without buttons; the summary lands in the thread."""
+A mention runs the `announce` playbook; the task card appears in the mention's
+thread with the approval asked on it; the wrong user's click is refused
+privately; the requester approves; the announcement is posted once; the card
+shows who decided, without buttons, and ends as the summary."""
 
 from __future__ import annotations
 
@@ -106,6 +106,13 @@ def _approval(bot: Bot) -> dict[str, Any]:
     return next(m for m in bot.thread() if "approve" in _actions(m))
 
 
+def _summary(bot: Bot) -> dict[str, Any]:
+    """The task card, whose final state is the summary."""
+    (card,) = [m for m in bot.thread() if str(m.get("text", "")).startswith("Task #1:")]
+    assert "Outcome: " in json.dumps(card["blocks"])
+    return card
+
+
 async def test_a_mention_runs_announce_through_approval_to_summary(bot: Bot) -> None:
     assert await bot.mention("run announce channel=#eng text=hi") == 200
     assert await bot.mention("run announce channel=#eng text=hi", **{"X-Slack-Retry-Num": "1"}) == 200
@@ -138,9 +145,10 @@ async def test_a_mention_runs_announce_through_approval_to_summary(bot: Bot) -> 
     assert not any("approve" in _actions(m) for m in bot.thread())  # the buttons are gone
     texts = json.dumps([m.get("blocks") for m in bot.thread()])
     assert "Approved by U1" in texts
-    summary = bot.thread()[-1]
-    assert summary["text"].startswith("Task #1 done")
+    summary = _summary(bot)
+    assert summary["text"] == "Task #1: run announce · Done"
     assert "posted a message to #eng" in json.dumps(summary["blocks"])
+    assert len(bot.slack.called("chat.postMessage")) == 2  # the task card and the announcement
     assert all(m["metadata"]["event_type"] == "cowork_outbox" for m in bot.thread())
 
 
@@ -237,8 +245,8 @@ async def test_a_post_to_a_channel_slack_does_not_know_is_refused_before_anyone_
     assert not any("approve" in _actions(m) for m in bot.thread())  # nobody is asked in vain
     task = (await bot.runtime.store.list_tasks())[0]
     assert task.state == "failed" and "Slack has no channel #nowhere" in (task.error or "")
-    summary = bot.thread()[-1]
-    assert summary["text"].startswith("Task #1 failed")
+    summary = _summary(bot)
+    assert summary["text"] == "Task #1: run announce · Failed"
     assert "channel_not_found" in json.dumps(summary["blocks"])
     assert bot.slack.called("conversations.list") and "#nowhere" not in bot.slack.messages
 
@@ -255,8 +263,8 @@ async def test_a_post_slack_refuses_fails_the_step_with_slacks_reason(bot: Bot) 
     view = await bot.runtime.store.view(1)
     assert view.task.state == "failed" and view.steps[0].state == "failed"
     assert "#nowhere refused the message: slack: channel_not_found" in (view.task.error or "")
-    summary = bot.thread()[-1]
-    assert summary["text"].startswith("Task #1 failed")
+    summary = _summary(bot)
+    assert summary["text"] == "Task #1: run announce · Failed"
     blocks = json.dumps(summary["blocks"])
     assert "channel_not_found" in blocks and "posted a message" not in blocks
     # The channel is made; the requester retries: the refused message is sent again, once.

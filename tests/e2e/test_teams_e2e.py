@@ -2,11 +2,11 @@
 wiring, engine, delivery loop, SQLite) against the fake Bot Connector.
 
 A channel mention runs the `announce` playbook; a redelivery makes no second
-task; the task card and the approval card appear in the mention's reply chain
-as Adaptive Cards; a wrong approver's Action.Execute is refused (the card
+task; the task card appears in the mention's reply chain as an Adaptive Card
+with the approval asked on it; a wrong approver's Action.Execute is refused (the card
 answer tells only them); the requester approves and is answered with the
-refreshed card; the announcement is posted once; the summary lands in the
-thread. Every card sent is a valid Adaptive Card 1.5."""
+refreshed card; the announcement is posted once; the card ends as the
+summary. Every card sent is a valid Adaptive Card 1.5."""
 
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ async def test_a_mention_runs_announce_through_approval_to_summary(bot: Bot) -> 
     assert (await bot.send(mention))[0] == 200
     await bot.settle()
     assert len(await bot.runtime.store.list_tasks()) == 1  # the redelivery made no second task
-    assert len(bot.in_thread()) >= 2  # task card + approval card, in the reply chain
+    assert len(bot.in_thread()) == 1  # the task card, with the approval on it, in the reply chain
     data = approval_data(bot)
     assert not [s for s in bot.connector.posted() if s.conversation == ENG]
 
@@ -130,6 +130,8 @@ async def test_a_mention_runs_announce_through_approval_to_summary(bot: Bot) -> 
     effects = [s for s in bot.connector.posted() if s.conversation == ENG]
     assert len(effects) == 1 and "hi" in card_texts(effects[0].activity)  # the effect, once
     assert bot.connector.updated()  # the cards in the thread were brought up to date
+    assert len(bot.in_thread()) == 1  # no summary post: the card's final state is the summary
+    assert "Outcome: Done" in card_texts(bot.connector.updated()[-1].activity)
     for card in bot.connector.cards():
         assert [e.message for e in CARDS.iter_errors(card)] == []
 

@@ -3,7 +3,8 @@ recorded) and count what went right and what went wrong.
 
 `Books.problems()` is the pass/fail verdict: a task lost or not ended, a step
 that succeeded twice, a message or webhook call made twice or made for a step
-that never succeeded, a finished task without exactly one summary.
+that never succeeded, a finished task whose card was not redrawn when it ended
+(the card's final state is the task's summary).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class Books:
     succeeded: Counter[tuple[int, str]] = field(default_factory=Counter)
     step_states: dict[tuple[int, str], tuple[str, str, str]] = field(default_factory=dict)
     messages: Counter[str] = field(default_factory=Counter)
-    summaries: Counter[int] = field(default_factory=Counter)
+    final_cards: Counter[int] = field(default_factory=Counter)  # ended tasks: card redraws since the end
     takeovers: int = 0
     reconciled: int = 0
     unknown_outcome: int = 0
@@ -51,8 +52,8 @@ class Books:
         out += self._effects("chat.post", self.messages, "message rows")
         if webhook_hits is not None:
             out += self._effects("webhook.call", webhook_hits, "webhook calls")
-        ended = sorted(t for t, n in self.summaries.items() if n != 1)
-        out += [f"task {t} has {self.summaries[t]} summaries" for t in ended]
+        ended = sorted(t for t, n in self.final_cards.items() if n < 1)
+        out += [f"task {t} ended without its card showing how" for t in ended]
         return out
 
     def _effects(self, skill: str, seen: Mapping[str, int], what: str) -> list[str]:
@@ -122,14 +123,15 @@ def _events(conn: Any, books: Books) -> None:
 
 def _outbox(conn: Any, books: Books) -> None:
     rows = conn.execute(text("SELECT task_id, kind, idempotency_key FROM outbox"))
-    for task_id, kind, idem in rows:
+    for _task_id, kind, idem in rows:
         if kind == "message" and idem:
             books.messages[str(idem)] += 1
-        elif kind == "summary":
-            books.summaries[int(task_id)] += 1
-    for task_id, state in conn.execute(text("SELECT id, state FROM task")):
-        if state in FINAL_STATES:  # every ended task owes its thread exactly one summary
-            books.summaries.setdefault(int(task_id), 0)
+    final = ", ".join(f"'{s}'" for s in sorted(FINAL_STATES))
+    redraws = conn.execute(text(
+        "SELECT t.id, count(o.id) FROM task t LEFT JOIN outbox o ON o.task_id = t.id AND o.kind = 'task_card' "
+        f"AND o.created_at >= t.finished_at WHERE t.state IN ({final}) GROUP BY t.id"))  # fmt: skip
+    for task_id, n in redraws:  # every ended task owes its thread a card showing how it ended
+        books.final_cards[int(task_id)] = int(n)
 
 
 def _json(value: Any) -> dict[str, Any]:

@@ -111,7 +111,7 @@ def scratch_pg(admin_url: str) -> str:
 
     name = f"cowork_fault_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
+        conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type,unused-ignore]
     url = f"{admin_url.rsplit('/', 1)[0]}/{name}"
     upgrade(url)
     return url
@@ -119,4 +119,4 @@ def scratch_pg(admin_url: str) -> str:
 
 def drop_pg(admin_url: str, url: str) -> None:
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')  # type: ignore[arg-type]
+        conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')  # type: ignore[arg-type,unused-ignore]

@@ -5,6 +5,7 @@ conversation, and a delivery is recorded through a database hiccup."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ from adapters.chat import Card, ConversationRef, DeliveryError, Inbound, Message
 from bot.application.delivery import ORDER_PATIENCE, RETRY, Delivery, Hold, retry_delay
 from bot.assembly.config import Settings
 from bot.assembly.runtime import Runtime
+from tasks.rules.coalescing import FIRST_POST_WAIT
 from tasks.store.outbox import Outboxes
 from tasks.store.rows import outbox_row
 from tasks.store.store import OUTBOX
@@ -76,9 +78,9 @@ async def test_only_a_row_that_may_have_reached_the_platform_is_looked_up(rt: Ru
     await delivery.run_once()
     clock.advance(RETRY.cap + 1)
     await delivery.drain()
-    await rt.engine.drain()  # the post was accepted: the step and the task end, with a summary
+    await rt.engine.drain()  # the post was accepted: the step and the task end, the card shows the summary
     await delivery.drain()
-    assert len(chat.messages) == 3
+    assert len(chat.messages) == 2
     assert chat.finds == 1  # the rows put back behind it were never sent, so they need no lookup
 
 
@@ -96,7 +98,7 @@ async def test_a_row_waiting_for_its_retry_holds_back_the_rest_of_its_conversati
     await rt.engine.drain()
     await delivery.drain()
     posted = [chat.messages[mid]["key"] for op, mid in chat.log if op == "post"]
-    assert posted[0] == "task:1" and len(posted) == 3  # the card first, as it was queued first
+    assert posted[0] == "task:1" and len(posted) == 2  # the card first, as it was queued first
     assert {r.state for r in await Outboxes(rt.store).rows()} <= {"sent", "superseded"}
 
 
@@ -112,12 +114,13 @@ async def test_a_throttled_card_edit_holds_back_no_new_message(rt: Runtime, cloc
     )
     chat = ThrottledEdits()
     delivery = Delivery(rt.store, {"console": chat}, clock=clock)
+    clock.advance(FIRST_POST_WAIT)
     await delivery.drain()  # the task card is posted
     await rt.engine.drain()  # the task runs: card edits, the announcement
     await delivery.run_once()
-    await rt.engine.drain()  # the announcement was accepted: the summary
+    await rt.engine.drain()  # the announcement was accepted: the summary (a card edit)
     await delivery.run_once()
-    assert [m["key"] for m in chat.messages.values()][0] == "task:1" and len(chat.messages) == 3
+    assert [m["key"] for m in chat.messages.values()][0] == "task:1" and len(chat.messages) == 2
     rows = await Outboxes(rt.store).rows()
     assert [r for r in rows if r.card_key == "task:1" and r.state == "pending"]  # its edits wait for the limit
 
@@ -142,7 +145,7 @@ async def test_messages_wait_behind_a_refused_card_for_a_while_then_go_ahead(rt:
     assert [m["card"].text for m in chat.messages.values()][0] == "hi"  # the message no longer waits
     await rt.engine.drain()
     await delivery.run_once()
-    assert len(chat.messages) == 2  # and the summary
+    assert len(chat.messages) == 1  # the summary is the card's final state: it waits with the card
     rows = await Outboxes(rt.store).rows()
     assert {r.state for r in rows if r.card_key == "task:1" and r.state != "superseded"} == {"pending"}
 
@@ -232,3 +235,36 @@ async def test_a_delivery_is_recorded_through_a_database_hiccup(rt: Runtime, clo
     assert {r.state for r in rows} <= {"sent", "superseded"}
     posted = [m["key"] for m in chat.messages.values()]
     assert len(posted) == len(set(posted))  # recorded, so never looked up and posted again
+
+
+class HangingPosts(RecordingAdapter):
+    """A platform whose first post never answers (a call under way when the process stops)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calling = asyncio.Event()
+
+    async def post(self, conversation: ConversationRef, card: Card, *, key: str) -> MessageRef:
+        self.calling.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_a_stop_hands_claimed_rows_back_and_the_next_sender_looks_up_only_the_one_under_way(
+    rt: Runtime, clock: Clock
+) -> None:
+    for i in range(5):
+        await rt.store.post(platform="console", conversation={"platform": "console", "tenant": "t1", "channel": "c1"},
+                            kind="message", payload={"text": f"m{i}"}, now=clock())  # fmt: skip
+    hanging, stop = HangingPosts(), asyncio.Event()
+    first = Delivery(rt.store, {"console": hanging}, clock=clock, stop_grace=0.01)
+    serving = asyncio.create_task(first.serve(stop))
+    await asyncio.wait_for(hanging.calling.wait(), 30)
+    stop.set()
+    await asyncio.wait_for(serving, 30)
+    rows = await Outboxes(rt.store).rows()
+    assert [(r.state, r.attempts) for r in rows] == [("pending", 1)] + [("pending", 0)] * 4  # none left claimed
+    chat = CountingFinds()
+    await Delivery(rt.store, {"console": chat}, clock=clock).drain()
+    assert [m["card"].text for m in chat.messages.values()] == [f"m{i}" for i in range(5)]  # in order, each once
+    assert chat.finds == 1  # only the post that may have reached the platform is looked up

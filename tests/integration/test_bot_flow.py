@@ -10,6 +10,7 @@ import pytest
 from adapters.chat import Click, ConversationRef, DeliveryError, Inbound
 from bot.assembly.config import Settings
 from bot.assembly.runtime import Runtime
+from tasks.rules.coalescing import FIRST_POST_WAIT
 from tests.conftest import Clock
 from tests.fakes.recording import RecordingAdapter
 
@@ -51,16 +52,18 @@ async def test_mention_runs_playbook_through_approval_to_summary(rt: Runtime) ->
     await settle(rt)
     posted = [m for m in chat.messages.values() if m["channel"] == "eng"]
     assert [m["card"].text for m in posted] == ["hello"]
-    task_card = next(m["card"] for m in chat.messages.values() if m["card"].title.startswith("Task #"))
+    (task_card,) = [m["card"] for m in chat.messages.values() if m["card"].title.startswith("Task #")]
     assert dict((f.label, f.value) for f in task_card.fields)["Status"] == "Done"
-    summary = next(m["card"] for m in chat.messages.values() if m["card"].title.endswith("done"))
-    assert any("posted a message to eng" in b for b in summary.body)
+    assert any("posted a message to eng" in b for b in task_card.body)  # the summary is the card's final state
     assert all(m["thread"] == "root1" for m in chat.messages.values() if m["channel"] == "general")
 
 
-async def test_task_card_is_one_message_edited_in_place(rt: Runtime) -> None:
+async def test_task_card_is_one_message_edited_in_place(rt: Runtime, clock: Clock) -> None:
     chat: RecordingAdapter = rt.adapters["console"]  # type: ignore[assignment]
     await rt.conversation.handle_message(mention("run noop", "ev2"))
+    await rt.delivery.drain()
+    assert chat.messages == {}  # the first post waits a moment for the plan
+    clock.advance(FIRST_POST_WAIT)
     await rt.delivery.drain()
     (first,) = chat.messages.values()
     assert dict((f.label, f.value) for f in first["card"].fields)["Status"] == "Queued"
@@ -113,8 +116,33 @@ async def test_coalesced_card_keeps_its_place_before_later_messages(rt: Runtime)
     chat: RecordingAdapter = rt.adapters["console"]  # type: ignore[assignment]
     await rt.conversation.handle_message(mention("run announce channel=eng text=hello", "ev20"))
     await rt.engine.drain()  # the card changed several times and an approval was asked meanwhile
+    await rt.conversation.handle_message(mention("help", "ev21"))  # a message queued after all that
     await rt.delivery.drain()
     titles = [chat.messages[mid]["card"].title for op, mid in chat.log if op == "post"]
-    assert titles[0].startswith("Task #1:") and titles[1].startswith("Approval needed")
+    assert titles[0].startswith("Task #1:") and titles[1] == "Cowork help"
     status = dict((f.label, f.value) for f in chat.messages["m1"]["card"].fields)["Status"]
     assert status == "Waiting for approval"
+    assert [b.action for b in chat.messages["m1"]["card"].buttons] == ["approve", "reject"]  # asked on the card
+
+
+async def test_an_approval_needing_task_posts_its_card_and_its_effect_only(rt: Runtime, clock: Clock) -> None:
+    chat: RecordingAdapter = rt.adapters["console"]  # type: ignore[assignment]
+    await rt.conversation.handle_message(mention("run announce channel=general text=hello", "ev30"))
+    await rt.delivery.drain()
+    assert chat.messages == {}  # the task is busy: its card waits a moment for the plan
+    await rt.engine.drain()  # planned, and the post asks for approval
+    await rt.delivery.drain()
+    (card,) = [m["card"] for m in chat.messages.values()]  # at once: the task waits for a person
+    assert [b.label for b in card.buttons] == ["Approve", "Reject"]
+    assert any(p.startswith("Approval needed for step post") and "hello" in p for p in card.body)
+    ok = await rt.conversation.handle_click(
+        Click("console", "t1", "alice", "approve", card.buttons[0].value, mention("x", "e").conversation)
+    )
+    assert ok.accepted and ok.card is not None and ok.card.title == card.title  # the click answers with the card
+    await settle(rt)
+    assert [op for op, _ in chat.log].count("post") == 2  # the task card and the effect: no approval or summary post
+    assert [m["card"].text for m in chat.messages.values()][1] == "hello"
+    final = chat.messages["m1"]["card"]
+    assert not final.buttons and "Outcome: Done" in final.body
+    assert "What I did: posted a message to general" in final.body
+    assert any(p.startswith("Approval for step post (chat.post): Approved by alice") for p in final.body)

@@ -54,7 +54,7 @@ async def test_a_post_to_a_channel_the_console_does_not_have_is_refused_before_a
     assert view.task.state == "failed" and view.approvals == []  # nobody was asked
     assert "there is no channel #nowhere here" in (view.task.error or "")
     html = json.dumps([m["html"] for m in await _thread(http)])
-    assert "Task #1 failed" in html and "there is no channel #nowhere here" in html
+    assert "Outcome: Failed" in html and "there is no channel #nowhere here" in html
     assert "Approve" not in html
 
 

@@ -27,6 +27,7 @@ from bot.ops.logs import JsonFormatter
 from bot.web.metrics import BUCKETS, SnapshotReader
 from bot.web.observability import HEADER, observe, request_id_from, task_context
 from bot.web.server import make_app
+from tasks.rules.coalescing import FIRST_POST_WAIT
 from tasks.skills.base import Skill, StepContext, StepResult
 from tasks.store.db import Database
 from tasks.store.models import Step, Task
@@ -171,6 +172,7 @@ async def test_deliveries_and_rate_limit_answers_are_counted(
     chat: RecordingAdapter = rt.adapters["console"]  # type: ignore[assignment]
     chat.fail_next = [DeliveryError("console: ratelimited", retry_after=5.0)]
     await rt.conversation.handle_message(ask("run announce channel=eng text=hi", "e1"))
+    clock.advance(FIRST_POST_WAIT)  # the new task's card waits a moment for its plan
     await rt.delivery.drain()
     clock.advance(10)
     await rt.delivery.drain()
