@@ -22,16 +22,15 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import insert, literal, select, update
 
-from benchmarks.databases import POSTGRES, TASK, fresh_postgres, fresh_sqlite, machine, percentile, queue_tasks
-from bot.config import Settings
-from bot.runtime import Runtime
-from bot.server import make_app
-from tasks.clock import utcnow
-from tasks.db import Database
-from tasks.models import Step
-from tasks.tx import Tx
+from benchmarks.databases import POSTGRES, fresh_postgres, fresh_sqlite, machine, percentile, queue_tasks
+from bot.assembly.config import Settings
+from bot.assembly.runtime import Runtime
+from bot.web.server import make_app
+from tasks.rules.clock import utcnow
+from tasks.store.db import Database
+from tasks.store.models import STEP, TASK
+from tasks.store.tx import Tx
 
-STEP = Step.__table__  # type: ignore[attr-defined]
 SCRAPES = 40
 
 
@@ -50,7 +49,7 @@ def _fill(url: str, tasks: int) -> None:
             stmt = insert(STEP).from_select(cols, rows)
             db.run_sync(partial(_execute, stmt))
         db.run_sync(lambda tx: tx.conn.execute(update(TASK).where(TASK.c.id % 2 == 0).values(state="succeeded")))
-        if not db.sqlite:
+        if db.dialect.name != "sqlite":
             db.run_sync(lambda tx: tx.conn.exec_driver_sql("ANALYZE"))
     finally:
         db.close()

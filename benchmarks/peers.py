@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from benchmarks.databases import POSTGRES, fresh_postgres, machine
-from bot.bench import throughput_processes
+from benchmarks.engine import throughput_processes
 
 STEPS = 3
 

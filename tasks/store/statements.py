@@ -1,0 +1,372 @@
+"""The SQL statements of Cowork, in one place; the store, checkpoints,
+controls, outbox, roles and transcript run them (`Tx`), the differences
+between SQLite and PostgreSQL come from `tasks.store.dialects`.
+
+The engine's hot path: building SQLAlchemy expressions per call costs more
+than running them, so the frequent updates and reads are built once with bound
+parameters and reused: p_id / p_task / p_key / p_fence / p_now / p_limit
+select the row, v_<column> sets a value and a_<column> adds to one. The rest
+are functions that build a statement from their arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Insert, Select, Update, and_, bindparam, case, func, insert, or_, select, update
+
+from tasks.rules.states import StepState, TaskState
+from tasks.store.dialects import Dialect
+from tasks.store.models import APPROVAL, EVENT, LEASE, MESSAGE, OUTBOX, READY, SCHEDULE, SPEND, STEP, TASK
+from tasks.store.tx import Tx
+
+_STATEMENTS: dict[tuple[Any, ...], Any] = {}
+
+
+def one_of(column: Any, values: Sequence[str], name: str) -> Any:
+    """`column IN (...)` over constants, as plain bound parameters with their
+    values: an expanding IN is re-rendered on every execution."""
+    return column.in_([bindparam(f"{name}{i}", v) for i, v in enumerate(sorted(values))])
+
+
+def task_update(
+    states: frozenset[str] | Sequence[str],
+    *,
+    fenced: bool,
+    target: str | None,
+    set_keys: tuple[str, ...],
+    add_keys: tuple[str, ...] = (),
+    returning: bool = True,
+) -> Any:
+    """A prebuilt (cached) UPDATE of one task row guarded by its state and, when
+    fenced, by the lease holder. Building SQLAlchemy statements per call costs
+    more than running them, so the hot path reuses these with bound parameters
+    p_id, p_fence, v_<column> (new value) and a_<column> (increment)."""
+    key = ("task", frozenset(states), fenced, target, set_keys, add_keys, returning)
+    stmt = _STATEMENTS.get(key)
+    if stmt is None:
+        conds = [TASK.c.id == bindparam("p_id"), one_of(TASK.c.state, list(states), "p_state")]
+        if fenced:
+            conds.append(TASK.c.lease_holder == bindparam("p_fence"))
+        values: dict[str, Any] = {k: bindparam(f"v_{k}") for k in set_keys}
+        values.update({k: TASK.c[k] + bindparam(f"a_{k}") for k in add_keys})
+        if target is not None:
+            values["state"] = target
+            values["version"] = TASK.c.version + 1
+        stmt = update(TASK).where(*conds).values(**values)
+        if returning:
+            stmt = stmt.returning(TASK.c.platform, TASK.c.conversation, TASK.c.requester)
+        _STATEMENTS[key] = stmt
+    return stmt
+
+
+def step_update(set_keys: tuple[str, ...], add_keys: tuple[str, ...] = ()) -> Any:
+    """A prebuilt UPDATE of one step (p_task, p_key), like `task_update`."""
+    key = ("step", set_keys, add_keys)
+    stmt = _STATEMENTS.get(key)
+    if stmt is None:
+        values: dict[str, Any] = {k: bindparam(f"v_{k}") for k in set_keys}
+        values.update({k: STEP.c[k] + bindparam(f"a_{k}") for k in add_keys})
+        stmt = update(STEP).where(STEP.c.task_id == bindparam("p_task"), STEP.c.key == bindparam("p_key"))
+        stmt = stmt.values(**values)
+        _STATEMENTS[key] = stmt
+    return stmt
+
+
+def update_step(tx: Tx, task_id: int, key: str, add: dict[str, Any] | None = None, **values: Any) -> None:
+    """Update one step, at commit time (`Tx.run_later`); a step that is not there is an error."""
+    inc = add or {}
+    params: dict[str, Any] = {"p_task": task_id, "p_key": key}
+    params.update({f"v_{k}": v for k, v in values.items()})
+    params.update({f"a_{k}": v for k, v in inc.items()})
+    tx.run_later(step_update(tuple(sorted(values)), tuple(sorted(inc))), params,
+                 lambda: LookupError(f"task {task_id} has no step {key!r}"))  # fmt: skip
+
+
+def task_params(task_id: int, fence: str | None, values: dict[str, Any], add: dict[str, Any]) -> dict[str, Any]:
+    params: dict[str, Any] = {"p_id": task_id, "p_fence": fence}
+    params.update({f"v_{k}": v for k, v in values.items()})
+    params.update({f"a_{k}": v for k, v in add.items()})
+    return params
+
+
+BY_ID = {
+    "task": select(TASK).where(TASK.c.id == bindparam("p_id")),
+    "steps": select(STEP).where(STEP.c.task_id == bindparam("p_id")).order_by(STEP.c.position),
+    "approvals": select(APPROVAL).where(APPROVAL.c.task_id == bindparam("p_id")).order_by(APPROVAL.c.id),
+}
+
+
+# The claim reads the partial index `ix_task_ready` (run_after, id) of claimable
+# tasks in order and stops after `p_limit`: its cost does not grow with the
+# backlog. READY is written the same in the index and here (states not bound)
+# so that both databases can match the one to the other; a claimable task
+# always has a run_after (NULL was "due now" before migration 0006).
+CLAIMABLE_TASKS = (
+    select(TASK)
+    .where(
+        READY,
+        TASK.c.run_after <= bindparam("p_now"),
+        or_(TASK.c.lease_holder.is_(None), TASK.c.lease_expires_at < bindparam("p_now")),
+    )
+    .order_by(TASK.c.run_after, TASK.c.id)
+    .limit(bindparam("p_limit"))
+    .with_for_update(skip_locked=True)
+)
+# A claimed task's lease, run at commit for all the claim's rows as one executemany.
+TAKE_LEASE = (
+    update(TASK)
+    .where(TASK.c.id == bindparam("p_id"))
+    .values(lease_holder=bindparam("v_lease_holder"), lease_expires_at=bindparam("v_lease_expires_at"))
+)
+
+
+def explain_claim(tx: Tx, now: datetime, limit: int, *, analyze: bool = True) -> list[str]:
+    """The plan the database chooses for the claim, as lines of text (PostgreSQL:
+    run, with buffers, when `analyze`; SQLite: its query plan)."""
+    prep = tx.statements.get(CLAIMABLE_TASKS)
+    cur = tx.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    params = prep.params({"p_now": now, "p_limit": limit})
+    if tx.statements.dialect.name == "sqlite":
+        cur.execute("EXPLAIN QUERY PLAN " + prep.sql, params)
+        return [str(r[3]) for r in cur.fetchall()]
+    cur.execute(("EXPLAIN (ANALYZE, BUFFERS) " if analyze else "EXPLAIN ") + prep.sql, params)
+    return [str(r[0]) for r in cur.fetchall()]
+
+
+# -- people's commands and the clock (tasks/engine/controls.py) ---------------------------
+
+_OPEN_STEPS = [StepState.PENDING.value, StepState.WAITING.value, StepState.SLEEPING.value,
+               StepState.RUNNING.value]  # fmt: skip
+
+
+def task_chat(task_id: int) -> Select[Any]:
+    """Where a task's cards go: its platform and conversation."""
+    return select(TASK.c.platform, TASK.c.conversation).where(TASK.c.id == task_id)
+
+
+def task_record(task_id: int) -> Select[Any]:
+    return select(TASK).where(TASK.c.id == task_id)
+
+
+def task_state(task_id: int) -> Select[Any]:
+    return select(TASK.c.state).where(TASK.c.id == task_id)
+
+
+def task_states(ids: Collection[int]) -> Select[Any]:
+    return select(TASK.c.id, TASK.c.state).where(TASK.c.id.in_(ids))
+
+
+def task_due(task_id: int, now: datetime) -> Update:
+    return update(TASK).where(TASK.c.id == task_id).values(run_after=now)
+
+
+def close_approvals(task_id: int, state: str, now: datetime) -> Update:
+    """Every pending approval of the task is closed as `state`; returns their ids."""
+    return (update(APPROVAL).where(APPROVAL.c.task_id == task_id, APPROVAL.c.state == "pending")
+            .values(state=state, decided_at=now).returning(APPROVAL.c.id))  # fmt: skip
+
+
+def cancel_open_steps(task_id: int, now: datetime) -> Update:
+    return (update(STEP).where(STEP.c.task_id == task_id, STEP.c.state.in_(_OPEN_STEPS))
+            .values(state=StepState.CANCELLED.value, finished_at=now))  # fmt: skip
+
+
+def waiting_step(task_id: int) -> Select[Any]:
+    return select(STEP.c.id).where(STEP.c.task_id == task_id, STEP.c.state == StepState.WAITING.value)
+
+
+def steps_in(task_id: int, states: Collection[str], values: Mapping[str, Any]) -> Update:
+    """Set `values` on the task's steps that are in one of `states`."""
+    return update(STEP).where(STEP.c.task_id == task_id, STEP.c.state.in_(sorted(states))).values(**values)
+
+
+def step_set(task_id: int, keys: Collection[str], values: Mapping[str, Any]) -> Update:
+    """Set `values` on the task's steps named `keys`."""
+    return update(STEP).where(STEP.c.task_id == task_id, STEP.c.key.in_(list(keys))).values(**values)
+
+
+def step_outputs(task_id: int) -> Select[Any]:
+    """What binds a step's arguments: every step's key, skill, args, state and result."""
+    return (select(STEP.c.key, STEP.c.skill, STEP.c.args, STEP.c.state, STEP.c.result)
+            .where(STEP.c.task_id == task_id))  # fmt: skip
+
+
+def approval_locked(approval_id: int) -> Select[Any]:
+    return select(APPROVAL).where(APPROVAL.c.id == approval_id).with_for_update()
+
+
+def approval_record(approval_id: int) -> Select[Any]:
+    return select(APPROVAL).where(APPROVAL.c.id == approval_id)
+
+
+def approval_set(approval_id: int, values: Mapping[str, Any]) -> Update:
+    return update(APPROVAL).where(APPROVAL.c.id == approval_id).values(**values)
+
+
+def approval_insert(values: Mapping[str, Any]) -> Insert:
+    return insert(APPROVAL).values(**values).returning(APPROVAL.c.id)
+
+
+def approvals_expired(now: datetime) -> Select[Any]:
+    """Pending approvals past their expiry, skipping rows another process holds."""
+    return (select(APPROVAL.c.id, APPROVAL.c.task_id, APPROVAL.c.step_key)
+            .where(APPROVAL.c.state == "pending", APPROVAL.c.expires_at <= now)
+            .with_for_update(skip_locked=True))  # fmt: skip
+
+
+def approvals_pending_with_tasks() -> Select[Any]:
+    """Pending approvals with their task's workspace (for escalation)."""
+    return (select(APPROVAL.c.id, APPROVAL.c.task_id, APPROVAL.c.step_key, APPROVAL.c.approvers,
+                   APPROVAL.c.created_at, TASK.c.platform, TASK.c.tenant, TASK.c.conversation)
+            .join(TASK, TASK.c.id == APPROVAL.c.task_id)
+            .where(APPROVAL.c.state == "pending").with_for_update(skip_locked=True, of=APPROVAL))  # fmt: skip
+
+
+def schedule_insert(values: Mapping[str, Any]) -> Insert:
+    return insert(SCHEDULE).values(**values).returning(SCHEDULE.c.id)
+
+
+def schedules_due(now: datetime) -> Select[Any]:
+    return select(SCHEDULE).where(SCHEDULE.c.enabled.is_(True), SCHEDULE.c.next_fire_at <= now)
+
+
+def schedule_fired(schedule_id: int, fire_at: datetime, following: datetime | None) -> Update:
+    """Move the schedule on, unless another process fired it meanwhile."""
+    return (update(SCHEDULE).where(SCHEDULE.c.id == schedule_id, SCHEDULE.c.next_fire_at == fire_at)
+            .values(next_fire_at=following, last_fired_at=fire_at))  # fmt: skip
+
+
+# -- the engine's writes (tasks/store/checkpoints.py) -----------------------------------
+
+WAKE_PLANNING = (
+    update(TASK)
+    .where(TASK.c.state == TaskState.PLANNING.value, TASK.c.lease_holder.is_(None),
+           TASK.c.run_after > bindparam("p_now"))
+    .values(run_after=bindparam("p_now"))
+)  # fmt: skip
+STEP_STATE = select(STEP.c.state, STEP.c.attempts).where(
+    STEP.c.task_id == bindparam("p_task"), STEP.c.key == bindparam("p_key")
+)
+NEXT_WAKE = select(func.min(STEP.c.wake_at)).where(
+    STEP.c.task_id == bindparam("p_task"), STEP.c.state == StepState.SLEEPING.value
+)
+PLAN_TRIES = select(func.count()).where(EVENT.c.task_id == bindparam("p_task"), EVENT.c.kind == "plan.retry")
+
+
+def outbox_once(dialect: Dialect, row: Mapping[str, Any]) -> Any:
+    """Write a message once per idempotency key; a row the platform refused
+    (never posted) is sent again."""
+    again = {"state": "pending", "attempts": 0, "error": None, "next_attempt_at": row["next_attempt_at"]}
+    return dialect.insert(OUTBOX).values(**row).on_conflict_do_update(
+        index_elements=["idempotency_key"], set_=again, where=OUTBOX.c.state == "dead")  # fmt: skip
+
+
+def spend_add(dialect: Dialect, platform: str, person: str, day: str, cost: float, tokens: int) -> Any:
+    """Add to a person's spend of a day."""
+    ins = dialect.insert(SPEND).values(platform=platform, person=person, day=day, cost=cost, tokens=tokens)
+    return ins.on_conflict_do_update(index_elements=["platform", "person", "day"],
+                                     set_={"cost": SPEND.c.cost + cost, "tokens": SPEND.c.tokens + tokens})  # fmt: skip
+
+
+def spent(platform: str, person: str, day: str) -> Select[Any]:
+    return select(SPEND.c.cost).where(SPEND.c.platform == platform, SPEND.c.person == person, SPEND.c.day == day)
+
+
+# -- roles (tasks/store/roles.py) ---------------------------------------------------------
+
+
+def role_hold(dialect: Dialect, name: str, holder: str, until: datetime, now: datetime) -> Any:
+    """Take or renew a role in one upsert; returns the holder it has after."""
+    ins = dialect.insert(LEASE).values(name=name, holder=holder, expires_at=until)
+    return ins.on_conflict_do_update(
+        index_elements=["name"], set_={"holder": holder, "expires_at": until},
+        where=or_(LEASE.c.holder == holder, LEASE.c.expires_at <= now),
+    ).returning(LEASE.c.holder)  # fmt: skip
+
+
+def role_release(name: str, holder: str, now: datetime) -> Update:
+    return update(LEASE).where(LEASE.c.name == name, LEASE.c.holder == holder).values(expires_at=now)
+
+
+def role_holder(name: str, now: datetime) -> Select[Any]:
+    return LEASE.select().where(LEASE.c.name == name, LEASE.c.expires_at > now)
+
+
+# -- the console's transcript (tasks/store/transcript.py) -------------------------------
+
+
+def message_insert(values: Mapping[str, Any]) -> Insert:
+    return insert(MESSAGE).values(**values).returning(MESSAGE.c.id)
+
+
+def message_edit(platform: str, message_id: int, values: Mapping[str, Any]) -> Update:
+    return (update(MESSAGE).where(MESSAGE.c.id == message_id, MESSAGE.c.platform == platform)
+            .values(**values).returning(*MESSAGE.c))  # fmt: skip
+
+
+def message_by_id(platform: str, message_id: int) -> Select[Any]:
+    return select(MESSAGE).where(MESSAGE.c.id == message_id, MESSAGE.c.platform == platform)
+
+
+def message_by_key(platform: str, key: str) -> Select[Any]:
+    """The bot's first message posted for an outbox key."""
+    return (select(MESSAGE).where(MESSAGE.c.platform == platform, MESSAGE.c.key == key)
+            .order_by(MESSAGE.c.id).limit(1))  # fmt: skip
+
+
+def channel_messages(platform: str, channel: str, viewer: str, limit: int) -> Select[Any]:
+    """The latest `limit` messages of a channel that `viewer` may see, newest first."""
+    visible = or_(MESSAGE.c.private_to.is_(None), MESSAGE.c.private_to == viewer)
+    return (select(MESSAGE).where(and_(MESSAGE.c.platform == platform, MESSAGE.c.channel == channel, visible))
+            .order_by(MESSAGE.c.id.desc()).limit(limit))  # fmt: skip
+
+
+def messages_changed(platform: str, since: datetime, limit: int) -> Select[Any]:
+    return (select(MESSAGE).where(MESSAGE.c.platform == platform, MESSAGE.c.updated_at > since)
+            .order_by(MESSAGE.c.updated_at, MESSAGE.c.id).limit(limit))  # fmt: skip
+
+
+def thread_messages(platform: str, channel: str, thread: str | None, limit: int) -> Select[Any]:
+    """The latest public messages of a thread (its root and replies) or of a whole channel, newest first."""
+    where = [MESSAGE.c.platform == platform, MESSAGE.c.channel == channel, MESSAGE.c.private_to.is_(None)]
+    if thread is not None and thread.isdigit():
+        where.append(or_(MESSAGE.c.thread == thread, MESSAGE.c.id == int(thread)))
+    return select(MESSAGE).where(and_(*where)).order_by(MESSAGE.c.id.desc()).limit(limit)
+
+
+# -- figures for /metrics (tasks/store/store.py `Store.figures`) ---------------------------
+
+# /metrics: the task table in one pass (count and spend by state), the queue
+# depth from the claim's index, and step latency bucketed in one pass.
+TASKS_BY_STATE = select(TASK.c.state, func.count()).group_by(TASK.c.state)
+TASK_FIGURES = select(TASK.c.state, func.count(), func.sum(TASK.c.tokens), func.sum(TASK.c.cost)).group_by(TASK.c.state)
+OUTBOX_BY_STATE = select(OUTBOX.c.state, func.count()).group_by(OUTBOX.c.state)
+APPROVALS_WAITING = select(func.count()).select_from(APPROVAL).where(APPROVAL.c.state == "pending")
+
+
+def runnable(now: datetime) -> Select[Any]:
+    """How many tasks a worker could claim now."""
+    return (
+        select(func.count())
+        .select_from(TASK)
+        .where(
+            READY,
+            TASK.c.run_after <= now,
+            or_(TASK.c.lease_holder.is_(None), TASK.c.lease_expires_at < now),
+        )
+    )
+
+
+def step_seconds(dialect: Dialect, buckets: Sequence[float]) -> Select[Any]:
+    """Per skill and per the first bucket (index into `buckets`, or len(buckets)
+    past the last) a step's latency fits: how many steps, their seconds in all."""
+    timed = (
+        select(STEP.c.skill, dialect.seconds(STEP.c.started_at, STEP.c.finished_at).label("seconds"))
+        .where(STEP.c.started_at.is_not(None), STEP.c.finished_at.is_not(None))
+        .subquery()
+    )
+    bucket = case(*((timed.c.seconds <= b, i) for i, b in enumerate(buckets)), else_=len(buckets)).label("bucket")
+    return select(timed.c.skill, bucket, func.count(), func.sum(timed.c.seconds)).group_by(timed.c.skill, bucket)
