@@ -1,5 +1,2 @@
-"""Benchmarks: commands that measure Cowork and print JSON (`python -m benchmarks.<name>`).
-
-Speed is measured here, never in timed tests. Quote a figure with the machine it
-was measured on (cores, and whether other work shared them).
-"""
+"""Benchmarks, one command each printing JSON (`python -m benchmarks.engine`, ...). Not shipped
+in the package; `cowork bench` runs the engine one when the folder is there."""

@@ -22,9 +22,10 @@ from typing import Any
 
 from sqlalchemy import update
 
-from benchmarks.databases import POSTGRES, TASK, fresh_postgres, fresh_sqlite, machine, percentile, queue_tasks
+from benchmarks.databases import POSTGRES, fresh_postgres, fresh_sqlite, machine, percentile, queue_tasks
 from tasks.rules.clock import utcnow
 from tasks.store.db import Database
+from tasks.store.models import TASK
 from tasks.store.statements import explain_claim
 from tasks.store.store import Store
 

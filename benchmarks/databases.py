@@ -16,11 +16,10 @@ import psycopg
 from sqlalchemy import insert
 
 from tasks.store.db import Database
-from tasks.store.models import Task
+from tasks.store.models import TASK
 from tasks.store.schema import upgrade
 from tasks.store.tx import Tx
 
-TASK = Task.__table__  # type: ignore[attr-defined]
 POSTGRES = os.environ.get("COWORK_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 

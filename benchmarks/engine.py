@@ -29,7 +29,7 @@ from tasks.skills.base import SkillRegistry
 from tasks.skills.core import core_skills
 from tasks.store.checkpoints import Checkpoints
 from tasks.store.db import Database
-from tasks.store.models import Task
+from tasks.store.models import TASK
 from tasks.store.schema import upgrade
 from tasks.store.store import NewTask, Store
 
@@ -82,7 +82,7 @@ async def step_overhead(url: str, tasks: int = 200) -> dict[str, float]:
 
 async def succeeded(db: Database, tag: str) -> int:
     """How many of this run's tasks (dedupe keys `tag-…`) succeeded: only its own count."""
-    task = Task.__table__  # type: ignore[attr-defined]
+    task = TASK
     return int(await db.run(lambda tx: tx.conn.execute(
         select(func.count()).select_from(task).where(task.c.state == "succeeded",
                                                      task.c.dedupe_key.startswith(f"{tag}-", autoescape=True))

@@ -22,16 +22,15 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import insert, literal, select, update
 
-from benchmarks.databases import POSTGRES, TASK, fresh_postgres, fresh_sqlite, machine, percentile, queue_tasks
+from benchmarks.databases import POSTGRES, fresh_postgres, fresh_sqlite, machine, percentile, queue_tasks
 from bot.assembly.config import Settings
 from bot.assembly.runtime import Runtime
 from bot.web.server import make_app
 from tasks.rules.clock import utcnow
 from tasks.store.db import Database
-from tasks.store.models import Step
+from tasks.store.models import STEP, TASK
 from tasks.store.tx import Tx
 
-STEP = Step.__table__  # type: ignore[attr-defined]
 SCRAPES = 40
 
 

@@ -40,8 +40,8 @@ class Dialect(ABC):
 
     @abstractmethod
     def engine(self, url: str, *, reader: bool = False) -> Engine:
-        """A SQLAlchemy engine for `url` (normalized), set up for this database;
-        a `reader` (one connection, for reports) takes no write lock."""
+        """A SQLAlchemy engine for `url` (normalized), set up for this database; a
+        `reader` (one connection, for reports such as /metrics) writes nothing."""
 
     @abstractmethod
     def lanes(self, requested: int | None) -> int:
@@ -73,7 +73,7 @@ class SQLite(Dialect):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_connect)
-        begin = "BEGIN" if reader else "BEGIN IMMEDIATE"
+        begin = "BEGIN" if reader else "BEGIN IMMEDIATE"  # a reader takes no write lock
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql(begin))
         return engine
 

@@ -137,6 +137,12 @@ CLAIMABLE_TASKS = (
     .limit(bindparam("p_limit"))
     .with_for_update(skip_locked=True)
 )
+# A claimed task's lease, run at commit for all the claim's rows as one executemany.
+TAKE_LEASE = (
+    update(TASK)
+    .where(TASK.c.id == bindparam("p_id"))
+    .values(lease_holder=bindparam("v_lease_holder"), lease_expires_at=bindparam("v_lease_expires_at"))
+)
 
 
 def explain_claim(tx: Tx, now: datetime, limit: int, *, analyze: bool = True) -> list[str]:
@@ -353,12 +359,13 @@ def thread_messages(platform: str, channel: str, thread: str | None, limit: int)
     return select(MESSAGE).where(and_(*where)).order_by(MESSAGE.c.id.desc()).limit(limit)
 
 
-# -- figures for /metrics (tasks/store/figures.py) ---------------------------
+# -- figures for /metrics (tasks/store/store.py `read_figures`) ---------------------------
 
-# One pass over the task table: how many in each state and what they spent.
-TASKS_BY_STATE = select(TASK.c.state, func.count(), func.sum(TASK.c.tokens), func.sum(TASK.c.cost)).group_by(
-    TASK.c.state
-)
+# /metrics: the task table in one pass (count and spend by state), the queue
+# depth from the claim's index, and step latency bucketed in one pass.
+TASKS_BY_STATE = select(TASK.c.state, func.count()).group_by(TASK.c.state)
+TASK_FIGURES = select(TASK.c.state, func.count(), func.sum(TASK.c.tokens), func.sum(TASK.c.cost)).group_by(TASK.c.state)
+OUTBOX_BY_STATE = select(OUTBOX.c.state, func.count()).group_by(OUTBOX.c.state)
 APPROVALS_WAITING = select(func.count()).select_from(APPROVAL).where(APPROVAL.c.state == "pending")
 
 
@@ -368,7 +375,7 @@ def runnable(now: datetime) -> Select[Any]:
         select(func.count())
         .select_from(TASK)
         .where(
-            READY,  # the claim's partial index
+            READY,
             TASK.c.run_after <= now,
             or_(TASK.c.lease_holder.is_(None), TASK.c.lease_expires_at < now),
         )
@@ -376,11 +383,15 @@ def runnable(now: datetime) -> Select[Any]:
 
 
 def step_seconds(dialect: Dialect, buckets: Sequence[float]) -> Select[Any]:
-    """Per skill: steps timed, their seconds in all, and how many took at most each bucket."""
-    seconds = dialect.seconds(STEP.c.started_at, STEP.c.finished_at)
-    timed = and_(STEP.c.started_at.is_not(None), STEP.c.finished_at.is_not(None))
-    cols = [func.sum(case((seconds <= b, 1), else_=0)) for b in buckets]
-    return select(STEP.c.skill, func.count(), func.sum(seconds), *cols).where(timed).group_by(STEP.c.skill)
+    """Per skill and per the first bucket (index into `buckets`, or len(buckets)
+    past the last) a step's latency fits: how many steps, their seconds in all."""
+    timed = (
+        select(STEP.c.skill, dialect.seconds(STEP.c.started_at, STEP.c.finished_at).label("seconds"))
+        .where(STEP.c.started_at.is_not(None), STEP.c.finished_at.is_not(None))
+        .subquery()
+    )
+    bucket = case(*((timed.c.seconds <= b, i) for i, b in enumerate(buckets)), else_=len(buckets)).label("bucket")
+    return select(timed.c.skill, bucket, func.count(), func.sum(timed.c.seconds)).group_by(timed.c.skill, bucket)
 
 
 # -- intake and reads (tasks/store/store.py) ---------------------------------------------
@@ -491,15 +502,6 @@ def card_message(key: str) -> Select[Any]:
 
 
 # -- claims, leases and wake-ups ---------------------------------------------------------
-
-
-# Each claimed row takes its lease by id (one executemany at commit; the rows are
-# locked by CLAIMABLE_TASKS, FOR UPDATE on PostgreSQL, SQLite's one writer).
-TAKE_LEASE = (
-    update(TASK)
-    .where(TASK.c.id == bindparam("p_id"))
-    .values(lease_holder=bindparam("v_lease_holder"), lease_expires_at=bindparam("v_lease_expires_at"))
-)
 
 
 def leases_renewed(ids: Collection[int], worker: str, until: datetime) -> Update:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Connection
+
 from tasks.rules.states import (
     IllegalTransition,
     TaskState,
@@ -22,6 +24,7 @@ from tasks.rules.states import (
 )
 from tasks.store import statements
 from tasks.store.db import Database
+from tasks.store.dialects import Dialect
 from tasks.store.models import APPROVAL as APPROVAL
 from tasks.store.models import EVENT as EVENT
 from tasks.store.models import OUTBOX as OUTBOX
@@ -32,7 +35,7 @@ from tasks.store.rows import card_update, event_row, outbox_row
 from tasks.store.statements import BY_ID, CLAIMABLE_TASKS, task_params, task_update
 from tasks.store.statements import update_step as update_step
 from tasks.store.tx import Tx
-from tasks.store.views import TaskView
+from tasks.store.views import Figures, TaskView
 
 
 class LeaseLost(Exception):
@@ -59,6 +62,30 @@ class NewTask:
 
 def _lease_race() -> Exception:
     return RuntimeError("a claimed task changed under its row lock")
+
+
+def read_figures(conn: Connection, dialect: Dialect, now: datetime, buckets: Sequence[float]) -> Figures:
+    """The deployment's figures for /metrics, on any connection (the metrics
+    reader has one of its own): the task table in one pass, step latency
+    bucketed in one pass and made cumulative here."""
+    figures = Figures(tasks={}, tokens=0, dollars=0.0)
+    for state, n, tokens, dollars in conn.execute(statements.TASK_FIGURES):
+        figures.tasks[str(state)] = int(n)
+        figures.tokens += int(tokens or 0)
+        figures.dollars += float(dollars or 0.0)
+    figures.runnable = int(conn.execute(statements.runnable(now)).scalar_one())
+    figures.approvals_pending = int(conn.execute(statements.APPROVALS_WAITING).scalar_one())
+    for skill, i, n, seconds in conn.execute(statements.step_seconds(dialect, buckets)):
+        counts, count, total = figures.step_seconds.get(str(skill), ([0] * len(buckets), 0, 0.0))
+        for j in range(int(i), len(buckets)):
+            counts[j] += int(n)
+        figures.step_seconds[str(skill)] = (counts, count + int(n), total + float(seconds or 0.0))
+    return figures
+
+
+def outbox_counts(conn: Connection) -> dict[str, int]:
+    """Outbox rows by state."""
+    return {str(s): int(n) for s, n in conn.execute(statements.OUTBOX_BY_STATE)}
 
 
 class Store:
@@ -147,6 +174,10 @@ class Store:
             return {str(s): int(n) for s, n in tx.conn.execute(statements.TASKS_BY_STATE)}
 
         return await self.db.run(q)
+
+    async def figures(self, now: datetime, buckets: Sequence[float]) -> Figures:
+        """The deployment's figures for /metrics; step latency counted into `buckets` (seconds)."""
+        return await self.db.run(lambda tx: read_figures(tx.conn, self.db.dialect, now, buckets))
 
     # -- claims and leases --------------------------------------------------
 

@@ -70,7 +70,6 @@ class Figures:
     """What /metrics reads of the whole deployment, in one transaction."""
 
     tasks: dict[str, int] = field(default_factory=dict)
-    outbox: dict[str, int] = field(default_factory=dict)
     runnable: int = 0
     approvals_pending: int = 0
     tokens: int = 0

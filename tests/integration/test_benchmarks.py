@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import ROOT
 
 
-@pytest.mark.parametrize("name", ["engine", "slack", "teams", "retention"])
+@pytest.mark.parametrize("name", ["engine", "slack", "teams", "retention", "claims", "metrics", "peers"])
 def test_each_benchmark_is_a_command(name: str) -> None:
     run = subprocess.run([sys.executable, "-m", f"benchmarks.{name}", "--help"], cwd=ROOT, capture_output=True,
                          text=True, timeout=60)  # fmt: skip

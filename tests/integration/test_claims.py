@@ -12,9 +12,9 @@ from sqlalchemy import insert, update
 from tasks.rules.clock import utcnow
 from tasks.rules.states import CLAIMABLE, FINAL
 from tasks.store.db import Database
-from tasks.store.models import FINISHED, READY
+from tasks.store.models import FINISHED, READY, TASK
 from tasks.store.schema import upgrade
-from tasks.store.statements import TASK, explain_claim
+from tasks.store.statements import explain_claim
 from tasks.store.store import Store
 
 pytestmark = pytest.mark.timeout(120)

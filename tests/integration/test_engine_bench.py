@@ -11,7 +11,7 @@ from sqlalchemy import update
 from benchmarks.engine import noop_engine, succeeded
 from tasks.rules.clock import utcnow
 from tasks.store.db import Database
-from tasks.store.models import Task
+from tasks.store.models import TASK
 from tasks.store.store import NewTask, Store
 
 
@@ -19,7 +19,7 @@ async def test_the_engine_bench_counts_only_its_own_tasks(db: Database) -> None:
     store = Store(db)
     for key in ("tp-abc-1", "tp-abc-2", "tp-abcd-1", "other-1"):
         await store.create_task(NewTask("bench", "", key, "bench", None, playbook="noop"), utcnow())
-    task = Task.__table__  # type: ignore[attr-defined]
+    task = TASK
     await db.run(
         lambda tx: tx.conn.execute(update(task).where(task.c.dedupe_key != "tp-abc-2").values(state="succeeded"))
     )
