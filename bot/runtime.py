@@ -22,7 +22,8 @@ from tasks import schema
 from tasks.clock import utcnow
 from tasks.controls import Controls
 from tasks.core_skills import core_skills
-from tasks.db import Database, is_sqlite
+from tasks.db import Database
+from tasks.dialects import dialect_of
 from tasks.engine import Engine, EngineConfig, Planner
 from tasks.outbox import Outboxes
 from tasks.planner import PlanSource
@@ -40,7 +41,7 @@ def prepare_database(url: str) -> None:
     """`cowork serve` upgrades an empty (or older) SQLite file itself; on
     PostgreSQL the operator runs `cowork db upgrade` as a release step, and a
     process refuses to start on a schema older than its code needs."""
-    if is_sqlite(url):
+    if dialect_of(url).upgrades_itself:
         schema.upgrade(url)
     elif schema.is_empty(url):
         raise SystemExit(f"the database at {_safe(url)} has no tables: run `cowork db upgrade` first")

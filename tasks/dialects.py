@@ -37,6 +37,13 @@ def normalize_url(url: str) -> str:
 
 class Dialect(ABC):
     name: ClassVar[str]
+    # `cowork serve` brings the schema up to date itself (a file of its own), rather
+    # than leaving it to the operator's `cowork db upgrade` release step.
+    upgrades_itself: ClassVar[bool]
+
+    def file(self, url: str) -> Path | None:
+        """The database's file, when it is one (not in memory)."""
+        return None
 
     @abstractmethod
     def engine(self, url: str) -> Engine:
@@ -65,11 +72,16 @@ class SQLite(Dialect):
     processes queue on the lock instead of failing; WAL with synchronous=NORMAL."""
 
     name = "sqlite"
+    upgrades_itself = True
+
+    def file(self, url: str) -> Path | None:
+        path = make_url(normalize_url(url)).database
+        return Path(path) if path and path != ":memory:" else None
 
     def engine(self, url: str) -> Engine:
-        path = make_url(url).database
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = self.file(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
@@ -92,6 +104,7 @@ class PostgreSQL(Dialect):
     """psycopg 3 with a small pool; COPY for the inserts of a commit."""
 
     name = "postgresql"
+    upgrades_itself = False
 
     def engine(self, url: str) -> Engine:
         return create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=4)
