@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from psycopg import sql as psql
 from sqlalchemy import Engine, Table, create_engine, event, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
@@ -127,10 +126,13 @@ class PostgreSQL(Dialect):
                 copy.write_row([p[k] for k in keys])
 
 
+_QUOTE = make_url("postgresql+psycopg://").get_dialect()().identifier_preparer.quote
+
+
 @functools.cache
-def _copy_of(table: str, keys: tuple[str, ...]) -> psql.Composed:
-    columns = psql.SQL(", ").join(psql.Identifier(k) for k in keys)
-    return psql.SQL("COPY {} ({}) FROM STDIN").format(psql.Identifier(table), columns)
+def _copy_of(table: str, keys: tuple[str, ...]) -> str:
+    """The COPY of these columns, quoted as SQLAlchemy quotes them."""
+    return f"COPY {_QUOTE(table)} ({', '.join(_QUOTE(k) for k in keys)}) FROM STDIN"
 
 
 def dialect_of(url: str) -> Dialect:
