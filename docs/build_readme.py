@@ -16,7 +16,7 @@ PARTS = ["readme_head.md", "slack.md", "teams.md", "deployment.md", "readme_tail
 
 
 def config_table() -> str:
-    from bot.config import Settings
+    from bot.assembly.config import Settings
 
     rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
     for field in Settings.model_fields.values():

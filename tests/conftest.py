@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from tasks.db import Database
-from tasks.schema import upgrade
+from tasks.store.db import Database
+from tasks.store.schema import upgrade
 
 PG_ADMIN = os.environ.get("COWORK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-SCHEMAS = Path(__file__).resolve().parent / "schemas"
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMAS = ROOT / "tests" / "schemas"
 
 
 def _pg_available() -> str | None:

@@ -25,7 +25,7 @@ from aiohttp import web
 
 from adapters import sanitize
 from adapters.chat import Click, ClickResult, Handled, Inbound, MessageRef
-from adapters.console.adapter import ConsoleAdapter, thread_of
+from adapters.console.client import ConsoleAdapter, thread_of
 from adapters.console.inbound import (
     BOT,
     CHANNELS,

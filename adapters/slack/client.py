@@ -23,8 +23,8 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from adapters.chat import Card, ConversationRef, DeliveryError, MessageRef
 from adapters.pacing import SlidingLimits
-from adapters.slack.blocks import fallback, render
-from adapters.slack.ratelimit import Buckets, Limits
+from adapters.slack.limits import Buckets, Limits
+from adapters.slack.render import fallback, render
 
 METADATA_EVENT = "cowork_outbox"
 PERMANENT_ERRORS = frozenset(

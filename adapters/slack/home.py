@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from adapters.chat import Card
-from adapters.slack.blocks import Block, render
+from adapters.slack.render import Block, render
 
 MAX_VIEW_BLOCKS = 100
 

@@ -73,6 +73,8 @@ def problem(body: Mapping[str, Any]) -> str | None:
         key = _wrong(action, ACTION_TEXT, (str,))
         if key:
             return f"`actions[].{key}` has the wrong type"
+        if body.get("type") == "block_actions" and "action_id" not in action:
+            return "`actions[].action_id` is missing"  # bolt's action matcher reads it unguarded
     view = body.get("view")
     if view is not None and _wrong(view, ("type", "callback_id", "app_installed_team_id"), (str,)):
         return "`view` has the wrong shape"

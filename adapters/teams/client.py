@@ -31,7 +31,7 @@ from botframework.connector.auth import (
 from msrest.exceptions import ClientRequestError, HttpOperationError
 
 from adapters.chat import Card, ConversationRef, DeliveryError, MessageRef
-from adapters.teams import cards
+from adapters.teams import render as cards
 from adapters.teams.errors import delivery_error
 from adapters.teams.inbound import conversation_id
 from adapters.teams.limits import ConversationLimits

@@ -22,7 +22,7 @@ from botframework.connector.auth import BotFrameworkAuthentication
 
 from adapters import sanitize
 from adapters.chat import Click, ClickResult, Handled, Inbound, Unavailable
-from adapters.teams import cards
+from adapters.teams import render as cards
 from adapters.teams.auth import AuthUnavailable, Unauthorized, authenticate
 from adapters.teams.client import TeamsAdapter
 from adapters.teams.inbound import (

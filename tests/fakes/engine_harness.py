@@ -9,22 +9,23 @@ from datetime import datetime
 from typing import Any
 
 from adapters.console import ConsoleAdapter, Hub
-from bot.delivery import Delivery
-from tasks.approvals import Approver
-from tasks.clock import utcnow
-from tasks.controls import Controls
-from tasks.core_skills import core_skills
-from tasks.db import Database
-from tasks.engine import Engine, EngineConfig, PlanDraft, Planner
-from tasks.llm import LLM
-from tasks.llm_planner import LLMPlanner
-from tasks.outbox import Outboxes
-from tasks.planner import PlanSource
-from tasks.policy import Policy, Rules
-from tasks.skillbook import builtin_skills
-from tasks.skills import Skill, SkillRegistry
-from tasks.store import NewTask, Store
-from tasks.transcript import Transcript
+from bot.application.delivery import Delivery
+from tasks.engine.controls import Controls
+from tasks.engine.engine import Engine, EngineConfig
+from tasks.planning.llm_planner import LLMPlanner
+from tasks.planning.planner import PlanDraft, Planner, PlanSource
+from tasks.rules.approvals import Approver
+from tasks.rules.clock import utcnow
+from tasks.rules.policy import Policy, Rules
+from tasks.skills.base import Skill, SkillRegistry
+from tasks.skills.catalog import builtin_skills
+from tasks.skills.chat import ChatReader
+from tasks.skills.core import core_skills
+from tasks.skills.llm_client import LLM
+from tasks.store.db import Database
+from tasks.store.outbox import Outboxes
+from tasks.store.store import NewTask, Store
+from tasks.store.transcript import Transcript
 from tests.conftest import Clock
 
 CONV = {"platform": "console", "tenant": "t1", "channel": "general", "thread": "m1", "extra": {}}
@@ -76,23 +77,23 @@ class Harness:
         policy: Policy | None = None,
         llm: LLM | None = None,
         extra: list[Skill] = (),
-        services: dict[str, Any] | None = None,
+        reader: ChatReader | None = None,
     ):
         self.store = Store(db)
         self.policy = policy or Policy()
         self.controls = Controls(self.store, self.policy)
         self.outbox = Outboxes(self.store)
         self.clock = clock
-        self.registry = SkillRegistry([*core_skills(), *builtin_skills(self.policy, llm), *extra])
+        self.registry = SkillRegistry(
+            [*core_skills(), *builtin_skills(self.policy, llm, reader=reader, schedules=self.controls), *extra]
+        )
         self.inline = InlinePlanner()
         planner: Planner = LLMPlanner(llm, self.registry, sleep=no_sleep) if llm else self.inline
-        self.services = {"controls": self.controls, **(services or {})}
         self.engine = Engine(
             self.store,
             self.registry,
             PlanSource({}, llm=planner),
             policy=self.policy,
-            services=self.services,
             clock=clock,
             config=EngineConfig(name="w1"),
         )

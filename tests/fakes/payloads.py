@@ -1,5 +1,5 @@
 """Requests the way each platform sends them, with any value in any place: the
-building blocks of the fuzz tests (tests/test_fuzz.py, tests/fuzz_random.py)."""
+building blocks of the fuzz tests (tests/e2e/test_fuzz.py, tests/e2e/fuzz_random.py)."""
 
 from __future__ import annotations
 

@@ -20,10 +20,10 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import create_engine, text
 
-from bot.config import Settings
-from bot.runtime import Runtime
-from bot.server import make_app
-from tasks.db import normalize_url
+from bot.assembly.config import Settings
+from bot.assembly.runtime import Runtime
+from bot.web.server import make_app
+from tasks.store.db import normalize_url
 from tests.fakes.authority import ISSUER, SCOPE, Authority, local_authority
 from tests.fakes.slack_api import fake_slack, signed_headers
 from tests.faults.fleet import free_port

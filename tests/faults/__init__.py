@@ -2,6 +2,6 @@
 starved and lied to, with the books checked afterwards.
 
 `python -m tests.faults crash|scaleout|faults ...` runs the long versions and
-prints JSON counts; the tests (tests/test_crash.py, test_scaleout.py,
+prints JSON counts; the tests (tests/faults/test_crash.py, test_scaleout.py,
 test_faults.py) run short versions of the same scenarios.
 """

@@ -19,7 +19,7 @@ PG = "postgresql://postgres@127.0.0.1:5432/test"
 
 def _database(args: argparse.Namespace, folder: Path) -> tuple[str, bool]:
     if args.sqlite:
-        from tasks.schema import upgrade
+        from tasks.store.schema import upgrade
 
         url = f"sqlite:///{folder / 'cowork.db'}"
         upgrade(url)

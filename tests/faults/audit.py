@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 
-from tasks.db import normalize_url
-from tasks.states import FINAL
+from tasks.rules.states import FINAL
+from tasks.store.db import normalize_url
 
 FINAL_STATES = {s.value for s in FINAL}
 

@@ -1,6 +1,6 @@
 """The crash scenario (issue 2): worker processes killed with SIGKILL at random
 moments, and killing themselves between an effect and its checkpoint
-(COWORK_FAULT=crash_after_effect:p, see tasks/faults.py), then restarted.
+(COWORK_FAULT=crash_after_effect:p, see tasks/engine/faults.py), then restarted.
 
 Every task posts a message (chat.post: an outbox row, delivered to the console
 by a web process), calls a webhook (a loopback recorder in this process) and
@@ -20,9 +20,9 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 
-from tasks.clock import utcnow
-from tasks.db import Database, normalize_url
-from tasks.store import NewTask, Store
+from tasks.rules.clock import utcnow
+from tasks.store.db import Database, normalize_url
+from tasks.store.store import NewTask, Store
 from tests.faults.audit import FINAL_STATES, read_books
 from tests.faults.fleet import Fleet, base_env
 from tests.faults.recorder import Recorder, recorder

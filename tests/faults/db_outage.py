@@ -47,7 +47,7 @@ def effect_of(text: str) -> str | None:
 def scratch_db(cluster: PrivateCluster) -> str:
     import psycopg
 
-    from tasks.schema import upgrade
+    from tasks.store.schema import upgrade
 
     with psycopg.connect(cluster.admin_url, autocommit=True) as conn:
         conn.execute('CREATE DATABASE "cowork_fault"')

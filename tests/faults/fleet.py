@@ -45,7 +45,7 @@ class Fleet:
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
         log = open(self.folder / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
-        cmd = [sys.executable, "-m", "bot.cli", *args]
+        cmd = [sys.executable, "-m", "bot.ops.cli", *args]
         self.procs[name] = subprocess.Popen(cmd, env=env, stdout=log, stderr=log, cwd=self.folder)
         log.close()
         self.starts += 1
@@ -107,7 +107,7 @@ async def wait_http(url: str, within: float = 30.0) -> None:
 
 def scratch_pg(admin_url: str) -> str:
     """A fresh, migrated PostgreSQL database next to `admin_url`'s."""
-    from tasks.schema import upgrade
+    from tasks.store.schema import upgrade
 
     name = f"cowork_fault_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(admin_url, autocommit=True) as conn:

@@ -25,7 +25,7 @@ from typing import Any
 import aiohttp
 from sqlalchemy import create_engine, text
 
-from tasks.db import normalize_url
+from tasks.store.db import normalize_url
 from tests.fakes.bot_connector import FakeBotConnector, teams_activity
 from tests.fakes.slack_api import FakeSlack, mention_event, signed_headers
 from tests.faults.audit import read_books

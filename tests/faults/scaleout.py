@@ -179,7 +179,7 @@ async def _load(slack: FakeSlack, urls: list[str], progress: Progress, plan: Loa
 async def outbox_states(url: str) -> dict[str, int]:
     from sqlalchemy import create_engine, text
 
-    from tasks.db import normalize_url
+    from tasks.store.db import normalize_url
 
     def q() -> dict[str, int]:
         engine = create_engine(normalize_url(url))

@@ -1,0 +1,78 @@
+"""What the engine and the bot read of a task: its record with its steps and
+approvals (`TaskView`), and the engine's in-memory view of a task it has just
+planned (`PlannedView`, whose steps are plain `PlannedStep` values rather than
+ORM records: the same values the plan inserted)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from tasks.store.models import Approval, Step, Task
+
+S = TypeVar("S", Step, "PlannedStep")
+
+
+@dataclass(slots=True)
+class PlannedStep:
+    """A step of a plan the engine has just saved, as its turn reads it: the
+    same values as the inserted row, without building an ORM record."""
+
+    task_id: int
+    key: str
+    skill: str
+    args: dict[str, Any] | None
+    depends_on: list[str] | None
+    position: int
+    state: str
+    idempotency_key: str | None
+    attempts: int = 0
+    tokens: int = 0
+    cost: float = 0.0
+    result: Any | None = None
+    error: str | None = None
+    intent_at: datetime | None = None
+    wake_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    id: int | None = None
+
+
+@dataclass
+class _View(Generic[S]):
+    task: Task
+    steps: list[S]
+    approvals: list[Approval] = field(default_factory=list)
+
+    def step(self, key: str) -> S:
+        return _named(self.steps, key)
+
+
+class PlannedView(_View[PlannedStep]):
+    """The engine's view of a task it has just planned (see `PlannedStep`)."""
+
+
+class TaskView(_View[Step]):
+    """A task's record with its steps and approvals, as stored."""
+
+
+def _named(steps: Sequence[S], key: str) -> S:
+    for s in steps:
+        if s.key == key:
+            return s
+    raise KeyError(key)
+
+
+@dataclass
+class Figures:
+    """What /metrics reads of the whole deployment, in one transaction."""
+
+    tasks: dict[str, int] = field(default_factory=dict)
+    runnable: int = 0
+    approvals_pending: int = 0
+    tokens: int = 0
+    dollars: float = 0.0
+    # skill -> (cumulative counts per bucket, count, sum of seconds)
+    step_seconds: dict[str, tuple[list[int], int, float]] = field(default_factory=dict)

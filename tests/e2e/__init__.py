@@ -1,0 +1,1 @@
+"""Whole flows through the HTTP endpoints, the production layouts, a real browser, fuzzing."""

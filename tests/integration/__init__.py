@@ -1,0 +1,1 @@
+"""Parts together on real SQLite/PostgreSQL and loopback HTTP fakes."""

@@ -1,0 +1,1 @@
+"""Pure rules, renderers and parsers: no database, no network."""
