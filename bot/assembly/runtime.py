@@ -36,7 +36,8 @@ from tasks.skills.core import TargetCheck, core_skills
 from tasks.skills.llm_client import make_llm
 from tasks.skills.schedule import ScheduleBook
 from tasks.store import schema
-from tasks.store.db import Database, is_sqlite
+from tasks.store.db import Database
+from tasks.store.dialects import dialect_of
 from tasks.store.outbox import Outboxes
 from tasks.store.pruning import Pruner
 from tasks.store.store import Store
@@ -60,7 +61,7 @@ def prepare_database(url: str) -> None:
     """`cowork serve` upgrades an empty (or older) SQLite file itself; on
     PostgreSQL the operator runs `cowork db upgrade` as a release step, and a
     process refuses to start on a schema older than its code needs."""
-    if is_sqlite(url):
+    if dialect_of(url).upgrades_itself:
         schema.upgrade(url)
     elif schema.is_empty(url):
         raise SystemExit(f"the database at {_safe(url)} has no tables: run `cowork db upgrade` first")

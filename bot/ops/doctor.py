@@ -14,14 +14,9 @@ Check = tuple[str, bool, str]
 
 def _sqlite_file(url: str) -> Path | None:
     """The file of a SQLite URL (None for PostgreSQL or an in-memory database)."""
-    from sqlalchemy.engine import make_url
+    from tasks.store.dialects import dialect_of
 
-    from tasks.store.db import is_sqlite, normalize_url
-
-    if not is_sqlite(url):
-        return None
-    path = make_url(normalize_url(url)).database
-    return Path(path) if path and path != ":memory:" else None
+    return dialect_of(url).file(url)
 
 
 async def _database(settings: Settings) -> Check:

@@ -33,7 +33,7 @@ import psycopg
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from tasks.store.dialects import SQLite, dialect_of
+from tasks.store.dialects import dialect_of
 from tasks.store.dialects import normalize_url as normalize_url
 from tasks.store.tx import Statements, Tx
 
@@ -41,10 +41,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 DEFAULT_URL = "sqlite:///cowork.db"
 MAX_BATCH = 256
-
-
-def is_sqlite(url: str) -> bool:
-    return isinstance(dialect_of(url), SQLite)
 
 
 def make_engine(url: str, *, reader: bool = False) -> Engine:

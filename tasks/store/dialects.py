@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from psycopg import sql as psql
 from sqlalchemy import Engine, Table, create_engine, event, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
@@ -37,6 +36,13 @@ def normalize_url(url: str) -> str:
 
 class Dialect(ABC):
     name: ClassVar[str]
+    # `cowork serve` brings the schema up to date itself (a file of its own), rather
+    # than leaving it to the operator's `cowork db upgrade` release step.
+    upgrades_itself: ClassVar[bool]
+
+    def file(self, url: str) -> Path | None:
+        """The database's file, when it is one (not in memory)."""
+        return None
 
     @abstractmethod
     def engine(self, url: str, *, reader: bool = False) -> Engine:
@@ -66,11 +72,16 @@ class SQLite(Dialect):
     processes queue on the lock instead of failing; WAL with synchronous=NORMAL."""
 
     name = "sqlite"
+    upgrades_itself = True
+
+    def file(self, url: str) -> Path | None:
+        path = make_url(normalize_url(url)).database
+        return Path(path) if path and path != ":memory:" else None
 
     def engine(self, url: str, *, reader: bool = False) -> Engine:
-        path = make_url(url).database
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = self.file(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_connect)
         begin = "BEGIN" if reader else "BEGIN IMMEDIATE"  # a reader takes no write lock
@@ -94,6 +105,7 @@ class PostgreSQL(Dialect):
     """psycopg 3 with a small pool; COPY for the inserts of a commit."""
 
     name = "postgresql"
+    upgrades_itself = False
 
     def engine(self, url: str, *, reader: bool = False) -> Engine:
         if reader:
@@ -118,10 +130,13 @@ class PostgreSQL(Dialect):
                 copy.write_row([p[k] for k in keys])
 
 
+_QUOTE = make_url("postgresql+psycopg://").get_dialect()().identifier_preparer.quote
+
+
 @functools.cache
-def _copy_of(table: str, keys: tuple[str, ...]) -> psql.Composed:
-    columns = psql.SQL(", ").join(psql.Identifier(k) for k in keys)
-    return psql.SQL("COPY {} ({}) FROM STDIN").format(psql.Identifier(table), columns)
+def _copy_of(table: str, keys: tuple[str, ...]) -> str:
+    """The COPY of these columns, quoted as SQLAlchemy quotes them."""
+    return f"COPY {_QUOTE(table)} ({', '.join(_QUOTE(k) for k in keys)}) FROM STDIN"
 
 
 def dialect_of(url: str) -> Dialect:

@@ -39,7 +39,7 @@ from sqlalchemy import (
 
 from tasks.rules.retention import OUTBOX_DONE, OUTBOX_LIVE, Cutoffs
 from tasks.rules.states import CLAIMABLE, StepState, TaskState
-from tasks.store.dialects import Dialect
+from tasks.store.dialects import Dialect, Upsert
 from tasks.store.models import APPROVAL, CARD, EVENT, LEASE, MESSAGE, OUTBOX, READY, SCHEDULE, SPEND, STEP, TASK
 from tasks.store.models import FINISHED as FINISHED_TASK
 from tasks.store.tx import Tx
@@ -278,7 +278,7 @@ NEXT_WAKE = select(func.min(STEP.c.wake_at)).where(
 PLAN_TRIES = select(func.count()).where(EVENT.c.task_id == bindparam("p_task"), EVENT.c.kind == "plan.retry")
 
 
-def outbox_once(dialect: Dialect, row: Mapping[str, Any]) -> Any:
+def outbox_once(dialect: Dialect, row: Mapping[str, Any]) -> Upsert:
     """Write a message once per idempotency key; a row the platform refused
     (never posted) is sent again."""
     again = {"state": "pending", "attempts": 0, "error": None, "next_attempt_at": row["next_attempt_at"]}
@@ -286,7 +286,7 @@ def outbox_once(dialect: Dialect, row: Mapping[str, Any]) -> Any:
         index_elements=["idempotency_key"], set_=again, where=OUTBOX.c.state == "dead")  # fmt: skip
 
 
-def spend_add(dialect: Dialect, platform: str, person: str, day: str, cost: float, tokens: int) -> Any:
+def spend_add(dialect: Dialect, platform: str, person: str, day: str, cost: float, tokens: int) -> Upsert:
     """Add to a person's spend of a day."""
     ins = dialect.insert(SPEND).values(platform=platform, person=person, day=day, cost=cost, tokens=tokens)
     return ins.on_conflict_do_update(index_elements=["platform", "person", "day"],
@@ -445,7 +445,7 @@ def task_let_go(task_id: int, worker: str, values: Mapping[str, Any]) -> Update:
     return update(TASK).where(TASK.c.id == task_id, TASK.c.lease_holder == worker).values(**values)
 
 
-def outbox_post(dialect: Dialect, row: Mapping[str, Any]) -> Any:
+def outbox_post(dialect: Dialect, row: Mapping[str, Any]) -> Upsert:
     """A message, written once per idempotency key when it has one."""
     ins = dialect.insert(OUTBOX).values(**row)
     return ins.on_conflict_do_nothing(index_elements=["idempotency_key"]) if row["idempotency_key"] is not None else ins
@@ -491,7 +491,7 @@ def outbox_dead(outbox_id: int, error: str) -> Update:
             .returning(OUTBOX.c.task_id, OUTBOX.c.idempotency_key))  # fmt: skip
 
 
-def card_posted(dialect: Dialect, card_key: str, platform: str, message: Mapping[str, Any], now: datetime) -> Any:
+def card_posted(dialect: Dialect, card_key: str, platform: str, message: Mapping[str, Any], now: datetime) -> Upsert:
     """Where a card was delivered (its platform message), so later updates edit it."""
     ins = dialect.insert(CARD).values(card_key=card_key, platform=platform, message=message, updated_at=now)
     return ins.on_conflict_do_update(index_elements=["card_key"], set_={"message": message, "updated_at": now})

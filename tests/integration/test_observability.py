@@ -30,7 +30,7 @@ from bot.web.server import make_app
 from tasks.rules.coalescing import FIRST_POST_WAIT
 from tasks.skills.base import Skill, StepContext, StepResult
 from tasks.store.db import Database
-from tasks.store.models import Step, Task
+from tasks.store.models import TASK, Step
 from tests.conftest import PG_ADMIN, Clock
 from tests.fakes.engine_harness import Harness
 from tests.fakes.recording import RecordingAdapter
@@ -85,7 +85,7 @@ async def test_metrics_show_tasks_queue_approvals_step_latency_and_spend(
     await rt.delivery.drain()  # the post is accepted,
     await rt.engine.drain()  # so its step ends the task
     await rt.conversation.handle_message(ask("run announce channel=eng text=later", "e3"))
-    await rt.db.run(lambda tx: tx.conn.execute(update(Task.__table__).where(Task.__table__.c.id == 1)
+    await rt.db.run(lambda tx: tx.conn.execute(update(TASK).where(TASK.c.id == 1)
                                                .values(tokens=1200, cost=0.42)))  # fmt: skip
     m = await scrape(client)
     assert m["cowork_tasks"] == {("state=queued",): 1, ("state=succeeded",): 1, ("state=waiting_approval",): 1}

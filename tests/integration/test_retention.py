@@ -35,7 +35,7 @@ from tasks.rules.retention import (
     task_prunable,
 )
 from tasks.store.db import Database
-from tasks.store.models import TABLES, Event
+from tasks.store.models import EVENT, TABLES, Event, table_of
 from tasks.store.pruning import Pruner
 from tasks.store.rows import event_row
 from tasks.store.store import NewTask
@@ -62,7 +62,7 @@ def snapshot(db: Database) -> dict[str, dict[Any, dict[str, Any]]]:
     def q(tx: Tx) -> dict[str, dict[Any, dict[str, Any]]]:
         out = {}
         for model in TABLES:
-            table = model.__table__  # type: ignore[attr-defined]
+            table = table_of(model)
             pk = [c.name for c in table.primary_key.columns]
             out[table.name] = {tuple(r._mapping[k] for k in pk): dict(r._mapping)
                                for r in tx.conn.execute(select(table))}  # fmt: skip
@@ -140,7 +140,7 @@ async def history(db: Database, clock: Clock) -> dict[str, Any]:
     edited = await transcript.add(channel="general", user="alice", text="edited later", now=clock())
     live_card = await transcript.add(channel="general", user="cowork", key=f"task:{waiting}", now=clock())
     done_card = await transcript.add(channel="general", user="cowork", key=f"task:{posted}", now=clock())
-    await db.run(lambda tx: tx.conn.execute(insert(Event.__table__), [event_row(None, "cli", "note", clock())]))  # type: ignore[attr-defined]
+    await db.run(lambda tx: tx.conn.execute(insert(EVENT), [event_row(None, "cli", "note", clock())]))
     clock.advance(29 * 86400)
     await transcript.update(edited.id or 0, text="edited", card=None, html="", now=clock())
     clock.advance(2 * 86400)
@@ -213,7 +213,7 @@ async def test_a_task_that_gets_an_event_while_its_batch_is_exported_waits_for_t
     def racing_export(events: list[Event]) -> None:
         exported.extend(events)
         if len(exported) == len(events):  # a refused click is audited while the export is written
-            db.run_sync(lambda tx: tx.conn.execute(insert(Event.__table__),  # type: ignore[attr-defined]
+            db.run_sync(lambda tx: tx.conn.execute(insert(EVENT),
                                                    [event_row(first, "bob", "approval.refused", clock())]))  # fmt: skip
 
     pruner = Pruner(db, RULES)
