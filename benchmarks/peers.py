@@ -5,7 +5,7 @@ JSON with both rates and their ratio.
 `pip install -e '.[peers]'`, then `python -m benchmarks.peers [--tasks 2000]`
 
 Cowork: the `noop` playbook (three `wait 0` steps, each checkpointed), drained
-by one `cowork` worker process (bot.bench). procrastinate: a chain of three
+by one `cowork` worker process (benchmarks.engine). procrastinate: a chain of three
 jobs per task, each job deferring the next (a step boundary procrastinate
 makes durable), run by one worker at each `--concurrency` (its best is the one
 compared), until every chain has finished. Each runs in a database of its own
