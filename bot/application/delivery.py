@@ -1,28 +1,12 @@
 """The delivery loop: sends outbox rows through the platform adapters.
 
-Rows are claimed (so several processes never send one twice), rendered from the
-records as they are now (so a coalesced card shows the latest state), and sent
-one conversation at a time in order, conversations in parallel. The platform's
-message id is stored so later updates edit the same card; a post that may have
-happened before a crash is looked up (`find`) before it is sent again. Failures
-wait and retry (honouring Retry-After); only a permanent refusal gives up.
-
-Retries of a platform that failed (5xx, connection refused) back off to at most
-`RETRY.cap` seconds, so a platform that comes back after an outage of any
-length is used again within seconds. While a platform fails, one row at a time
-probes it and the others wait without calling it (`Hold`), so an outage costs
-neither the platform's rate limits nor a lookup (`find`) per row afterwards. A
-new message that waits for its retry holds back the rows queued after it in
-its conversation, which keeps their order; behind a card (a status display)
-for `ORDER_PATIENCE` at most, so a card the platform keeps refusing never
-holds people's messages.
-
-Rate limits are per workspace or conversation, not per process, so with several
-web processes on one database only one of them (the holder of the `delivery`
-role, tasks/store/roles.py) delivers to the rate-limited platforms and paces them for
-all; the others stand by and take over within `LEASE_SECONDS` if it dies (at
-once if it stops cleanly). The console has no rate limits and its open pages
-live in each process, so every process delivers its rows.
+Rows are claimed (so several processes never send one twice) and sent one
+conversation at a time in order (a lane each), conversations in parallel. How
+one row is sent and recorded: bot/application/sending.py; when rows wait, retry
+and look before posting: bot/application/pacing.py; which process delivers to
+the rate-limited platforms: bot/application/leadership.py. At a stop the sends
+under way get `STOP_GRACE` seconds, and the rest go back to the outbox
+(`hand_back`).
 """
 
 from __future__ import annotations
@@ -32,86 +16,24 @@ import contextlib
 import logging
 import os
 import socket
-import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Literal
 
-from adapters.chat import ChatAdapter, ConversationRef, DeliveryError, MessageRef
-from bot.application import rendering
+from adapters.chat import ChatAdapter
+from bot.application.leadership import Leadership, local_platforms
+from bot.application.pacing import Lane, waits_behind
+from bot.application.sending import Sender
 from tasks.rules.coalescing import FIRST_POST_WAIT
-from tasks.rules.retry import RetryPolicy, backoff
-from tasks.store.outbox import Claimed, Outboxes
+from tasks.store.outbox import Claimed
 from tasks.store.roles import Roles
-from tasks.store.store import NotFound, Store
+from tasks.store.store import Store
 
 log = logging.getLogger(__name__)
-RETRY = RetryPolicy(max_attempts=10**9, base=1.0, cap=3.0)
-RECORD_WITHIN = 50.0  # seconds; less than the claim's hold, after which another loop may take the row
-RECORD_RETRY = 0.5
-ORDER_PATIENCE = 30.0  # seconds a row waits behind a card the platform keeps refusing before it goes ahead
-ROLE = "delivery"
-LEASE_SECONDS = 15.0  # a standby takes over this long after the delivering process was last heard of
-RENEW_EVERY = 3.0  # how often the holder renews its lease, and a standby asks for it
 STOP_GRACE = 5.0  # seconds a stopping process gives the sends under way; the rest go back to the outbox
-LOCAL_PLATFORMS = frozenset({"console"})  # delivered by every process: no rate limits, pages in-process
 
-
-class _GivenUp(Exception):
-    """A platform call a stopping process gave up on."""
-
-
-Lane = tuple[str, str]  # (platform, channel): one conversation's rows go in order
-
-
-def retry_delay(attempts: int, retry_after: float | None) -> float:
-    """Seconds before a failed row is tried again: the backoff (at most
-    `RETRY.cap`), or longer when the platform said how long to wait."""
-    return max(backoff(attempts, RETRY, 0.5), retry_after or 0.0)
-
-
-def look_first(attempts: int, put_back_at: int | None) -> bool:
-    """Before posting a row tried before: the platform may have it already (the
-    answer was lost, or the process died after posting), so look for it by its
-    key first; unless this process put it back unsent at its last attempt
-    (`put_back_at`: that attempt's number), when nobody else tried it meanwhile."""
-    return attempts > 1 and put_back_at != attempts - 1
-
-
-def after_look(*, found: bool, card: bool) -> Literal["edit", "done", "post"]:
-    """What the lookup found decides: a card found is edited to the state it
-    shows now; a message found was posted already; nothing found is posted."""
-    if not found:
-        return "post"
-    return "edit" if card else "done"
-
-
-@dataclass
-class Hold:
-    """Which platforms are failing, and until when only a probe may call them.
-    Pure: time is passed in."""
-
-    until: dict[str, datetime] = field(default_factory=dict)
-
-    def may_send(self, platform: str, now: datetime) -> bool:
-        """Whether a row may call the platform now; past the hold, the first row
-        asking is the probe and the others wait another `RETRY.cap` for its answer."""
-        until = self.until.get(platform)
-        if until is None:
-            return True
-        if now < until:
-            return False
-        self.until[platform] = now + timedelta(seconds=RETRY.cap)
-        return True
-
-    def failed(self, platform: str, retry_at: datetime) -> None:
-        self.until[platform] = retry_at
-
-    def answered(self, platform: str) -> None:
-        self.until.pop(platform, None)
+Queued = deque[tuple[int, Claimed]]  # (claim round, row)
 
 
 class Delivery:
@@ -131,37 +53,47 @@ class Delivery:
         stop_grace: float = STOP_GRACE,
     ):
         self.store = store
-        self.outboxes = Outboxes(store)
         self.adapters = adapters
-        self.base_url = base_url
         self.clock = clock
         self.batch = batch
         self.idle_seconds = idle_seconds
         self.stop_grace = stop_grace  # how long a stop waits for the sends under way
-        self.first_card_wait = (
-            first_card_wait  # a new task card's first post waits for the plan (tasks/store/outbox.py)
-        )
+        self.first_card_wait = first_card_wait  # a new task card's first post waits for the plan
         self.on_result = on_result or (lambda platform, outcome: None)
         # A step waits for the platform's answer to its post: wake this process's engine
         # (the database already says the step is due; other processes find it by polling).
         self.on_answer = on_answer or (lambda: None)
+        self.sender = Sender(store, adapters, base_url=base_url, clock=clock,
+                             on_result=lambda platform, outcome: self.on_result(platform, outcome),
+                             on_answer=lambda: self.on_answer())  # fmt: skip
+        self.outboxes = self.sender.outboxes
+        self.hold = self.sender.hold
+        holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.roles = Roles(store.db)
+        self.leadership = Leadership(self.roles, holder, clock)
         self._wake = asyncio.Event()
-        self.hold = Hold()
         self._lanes: dict[Lane, asyncio.Task[None]] = {}
-        self._queued: dict[Lane, deque[tuple[int, Claimed]]] = {}  # (claim round, row)
+        self._queued: dict[Lane, Queued] = {}
         self._round = 0
         self._in_flight = 0  # rows claimed and not yet handled: the next claim takes only the rest
-        # Rows this process put back without sending them: (row id -> attempts then). Claimed
-        # again with the next attempt number (nobody else tried meanwhile), they need no lookup.
-        self._unsent: dict[int, int] = {}
         self._stopping = False
-        self._calls: dict[int, asyncio.Task[MessageRef | None]] = {}  # platform calls under way, by row id
-        self._cut_short: list[int] = []  # rows whose platform call was given up at a stop: maybe sent
-        self.roles = Roles(store.db)
-        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.leading = False  # holds the delivery role: delivers to the rate-limited platforms
-        self._lease_asked: datetime | None = None
-        self._lease_until: datetime | None = None
+
+    @property
+    def holder(self) -> str:
+        return self.leadership.holder
+
+    @property
+    def leading(self) -> bool:
+        """Holds the delivery role: delivers to the rate-limited platforms."""
+        return self.leadership.leading
+
+    async def lead(self) -> bool:
+        """Take or renew the delivery role (bot/application/leadership.py)."""
+        return await self.leadership.lead()
+
+    async def resign(self) -> None:
+        """Hand the role on at a clean stop, so a standby takes over at once."""
+        await self.leadership.resign()
 
     def wake(self) -> None:
         self._wake.set()
@@ -198,11 +130,10 @@ class Delivery:
         if lanes:
             _, late = await asyncio.wait(lanes, timeout=self.stop_grace)
             if late:
-                for call in self._calls.values():
-                    call.cancel()
+                self.sender.give_up()
                 await asyncio.wait(late)
         unsent = [c.row.id for queue in self._queued.values() for _, c in queue if c.row.id is not None]
-        maybe, self._cut_short = self._cut_short, []
+        maybe, self.sender.cut_short = self.sender.cut_short, []
         self._queued.clear()
         if not unsent and not maybe:
             return 0
@@ -214,41 +145,7 @@ class Delivery:
         """One look at the outbox while serving: ask for the delivery role, then claim
         (and start delivering) what this process may send; the number of rows claimed."""
         await self.lead()
-        return await self._dispatch(None if self.leading else self._local())
-
-    async def lead(self) -> bool:
-        """Take or renew the delivery role every `RENEW_EVERY` seconds: whether
-        this process delivers to the rate-limited platforms. Through a database
-        outage the holder keeps the role until its lease would have lapsed."""
-        now = self.clock()
-        if self._lease_asked is not None and now - self._lease_asked < timedelta(seconds=RENEW_EVERY):
-            return self.leading
-        self._lease_asked = now
-        try:
-            leading = await self.roles.hold(ROLE, self.holder, now, LEASE_SECONDS)
-        except Exception as e:
-            leading = self.leading and self._lease_until is not None and now < self._lease_until
-            log.warning("could not renew the delivery role (%s); %s", e, "still held" if leading else "standing by")
-        else:
-            if leading:
-                self._lease_until = now + timedelta(seconds=LEASE_SECONDS)
-        if leading != self.leading:
-            log.info("%s delivers to %s", self.holder,
-                     "every platform" if leading else "the console only; another process has the rest")  # fmt: skip
-        self.leading = leading
-        return leading
-
-    async def resign(self) -> None:
-        """Hand the role on at a clean stop, so a standby takes over at once."""
-        if not self.leading:
-            return
-        self.leading, self._lease_asked, self._lease_until = False, None, None
-        with contextlib.suppress(Exception):
-            await self.roles.release(ROLE, self.holder, self.clock())
-
-    def _local(self) -> frozenset[str]:
-        """The platforms every process delivers itself (no role needed)."""
-        return LOCAL_PLATFORMS & frozenset(self.adapters)
+        return await self._dispatch(None if self.leading else local_platforms(self.adapters))
 
     async def run_once(self) -> int:
         """Claim what is due and deliver it, all of it before returning (burst
@@ -298,7 +195,7 @@ class Delivery:
             while queue and not self._stopping:
                 claim_round, c = queue.popleft()
                 try:
-                    retry_at = await self._deliver(c)
+                    retry_at = await self.sender.deliver(c)
                 except Exception as e:  # the lane goes on; the row's claim lapses and it is tried again
                     log.warning("delivery of outbox row %s failed: %s", c.row.id, e)
                     continue
@@ -311,134 +208,23 @@ class Delivery:
             if not queue:
                 self._queued.pop(lane, None)
 
-    async def _hold_back(self, queue: deque[tuple[int, Claimed]], claim_round: int, first: Claimed,
-                         retry_at: datetime) -> None:  # fmt: skip
+    async def _hold_back(self, queue: Queued, claim_round: int, first: Claimed, retry_at: datetime) -> None:
         """Put back the rows queued behind `first` that were claimed with it, a
-        millisecond apart after it: they are claimed by due time, so they come back in order.
-        Behind a card (a status display, not a person's message) order is kept for
-        `ORDER_PATIENCE` only: a row written longer ago stays in the lane and goes ahead."""
+        millisecond apart after it: they are claimed by due time, so they come back
+        in order. Those that need not wait (`waits_behind`) stay in the lane and go ahead."""
         now = self.clock()
         stay: list[tuple[int, Claimed]] = []
         k = 0
         while queue and queue[0][0] <= claim_round:
             item = queue.popleft()
             later = item[1]
-            if first.row.card_key and (now - later.row.created_at).total_seconds() > ORDER_PATIENCE:
+            if not waits_behind(behind_card=bool(first.row.card_key), written=later.row.created_at, now=now):
                 stay.append(item)
                 continue
             k += 1
             try:
-                await self._put_back(later, f"waiting behind outbox row {first.row.id}",
-                                     retry_at + timedelta(milliseconds=k))  # fmt: skip
+                await self.sender.put_back(later, f"waiting behind outbox row {first.row.id}",
+                                           retry_at + timedelta(milliseconds=k))  # fmt: skip
             finally:
                 self._in_flight -= 1
         queue.extendleft(reversed(stay))
-
-    async def _put_back(self, c: Claimed, reason: str, retry_at: datetime) -> datetime:
-        """Back to pending, unsent: no failure, and no lookup when it is tried next."""
-        row_id = c.row.id
-        assert row_id is not None
-        self._unsent[row_id] = c.row.attempts
-        await self._record(lambda: self.outboxes.failed(row_id, reason, self.clock(), retry_at=retry_at))
-        return retry_at
-
-    async def _deliver(self, c: Claimed) -> datetime | None:
-        """Send one row; when it must be tried again, the time of that retry."""
-        row = c.row
-        assert row.id is not None
-        adapter = self.adapters.get(row.platform)
-        if adapter is None:
-            retry_at = self.clock() + timedelta(seconds=30)
-            return await self._put_back(c, f"no adapter for platform {row.platform!r} in this process", retry_at)
-        if not self.hold.may_send(row.platform, self.clock()):
-            until = self.hold.until[row.platform] + timedelta(milliseconds=1)
-            return await self._put_back(c, f"{row.platform} is failing; waiting for a probe", until)
-        try:
-            message = await self._call(adapter, c)
-        except _GivenUp:
-            return None
-        except DeliveryError as e:
-            return await self._failed(c, e.reason, retry_after=e.retry_after, permanent=e.permanent)
-        except NotFound as e:
-            return await self._failed(c, str(e), permanent=True)
-        except Exception as e:
-            log.exception("delivery of outbox row %s failed", row.id)
-            return await self._failed(c, f"{type(e).__name__}: {e}")
-        self.hold.answered(row.platform)
-        self._unsent.pop(row.id, None)
-        row_id, ref = row.id, message.to_json() if message else None
-        await self._record(lambda: self.outboxes.sent(row_id, ref, self.clock()))
-        self.on_result(row.platform, "sent")
-        if row.idempotency_key and row.task_id is not None:
-            self.on_answer()
-        return None
-
-    async def _record(self, write: Callable[[], Awaitable[None]]) -> None:
-        """Record what the platform answered, through a short database outage:
-        a delivered row left `sending` would wait for its claim to lapse (a
-        minute) before it is looked up and its card shown again."""
-        deadline = time.monotonic() + RECORD_WITHIN
-        while True:
-            try:
-                await write()
-                return
-            except Exception as e:
-                if time.monotonic() > deadline:
-                    raise
-                log.warning("could not record a delivery (%s); trying again", e)
-                await asyncio.sleep(RECORD_RETRY)
-
-    async def _failed(self, c: Claimed, reason: str, *, retry_after: float | None = None,
-                      permanent: bool = False) -> datetime | None:  # fmt: skip
-        row_id = c.row.id
-        assert row_id is not None
-        now = self.clock()
-        retry_at = None if permanent else now + timedelta(seconds=retry_delay(c.row.attempts, retry_after))
-        if retry_at is not None and retry_after is None:
-            self.hold.failed(c.row.platform, retry_at)  # the platform itself is failing (5xx, unreachable)
-        if retry_after is not None:
-            self._unsent[row_id] = c.row.attempts  # asked to wait: it did not take the message
-        log.log(logging.INFO if retry_at else logging.WARNING, "outbox row %s not delivered (%s); %s", c.row.id,
-                reason, f"retry at {retry_at:%H:%M:%S}" if retry_at else "giving up")  # fmt: skip
-        await self._record(lambda: self.outboxes.failed(row_id, reason, now, retry_at=retry_at))
-        self.on_result(c.row.platform, "dead" if permanent else ("throttled" if retry_after else "retry"))
-        if permanent and c.row.idempotency_key and c.row.task_id is not None:
-            self.on_answer()
-        return retry_at
-
-    async def _call(self, adapter: ChatAdapter, c: Claimed) -> MessageRef | None:
-        """The platform call, as a task of its own that a stop may give up on (`hand_back`)."""
-        row_id = c.row.id
-        assert row_id is not None
-        call = self._calls[row_id] = asyncio.create_task(self._send(adapter, c))
-        try:
-            return await call
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if not call.cancelled() or (current is not None and current.cancelling()):
-                raise  # the lane itself is cancelled
-            self._cut_short.append(row_id)
-            raise _GivenUp() from None
-        finally:
-            self._calls.pop(row_id, None)
-
-    async def _send(self, adapter: ChatAdapter, c: Claimed) -> MessageRef | None:
-        row = c.row
-        conv = ConversationRef.from_json(row.conversation or {})
-        payload = row.payload or {}
-        if row.kind == "notice":
-            await adapter.notify(conv, str(payload.get("user", "")), str(payload.get("text", "")))
-            return None
-        card = await rendering.render(self.store, row.kind, payload, self.clock(), self.base_url)
-        key = row.card_key or f"outbox:{row.id}"
-        if c.message:
-            return await adapter.update(conv, MessageRef.from_json(c.message), card)
-        assert row.id is not None
-        if look_first(row.attempts, self._unsent.pop(row.id, None) if row.attempts > 1 else None):
-            found = await adapter.find(conv, key)
-            then = after_look(found=found is not None, card=bool(row.card_key))
-            if found is not None and then == "edit":
-                return await adapter.update(conv, found, card)
-            if then == "done":
-                return found
-        return await adapter.post(conv, card, key=key)

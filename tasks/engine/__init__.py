@@ -1,3 +1,4 @@
 """Running tasks: the claim loop and a turn (`engine`), one step (`steps`), people's commands
-and decisions (`controls`), the clock (`scheduler`), fault injection for tests. Imports the
+(`commands`), decisions on approvals (`decisions`), schedules (`schedules`), their facade
+(`controls`), the clock (`scheduler`), fault injection for tests. Imports the
 other rooms of `tasks`."""

@@ -86,7 +86,7 @@ def decide(
     return Verdict(True, "approved" if state_after == "approved" else "noted", state_after, tuple(new))
 
 
-# -- what a decision writes (the shells: tasks/engine/controls.py, tasks/engine/steps.py) -----
+# -- what a decision writes (the shells: tasks/engine/decisions.py, tasks/engine/steps.py) -----
 
 
 @dataclass(frozen=True)

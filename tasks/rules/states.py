@@ -85,7 +85,7 @@ def sources_for(target: str) -> frozenset[str]:
     return frozenset(s.value for s, allowed in _ALLOWED.items() if t in allowed)
 
 
-# -- what a person's command writes (the shells are in tasks/engine/controls.py) -------
+# -- what a person's command writes (the shells are in tasks/engine/commands.py) -------
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ A role is a lease row: its holder renews it well before it lapses, and once it
 has lapsed (the holder died, or lost the database for longer than the lease)
 any process may take it. Taking and renewing are one upsert, so two processes
 asking at once never both get it. Used by the delivery loop: one process paces
-the rate-limited platforms for everyone (bot/application/delivery.py).
+the rate-limited platforms for everyone (bot/application/leadership.py).
 """
 
 from __future__ import annotations

@@ -158,7 +158,7 @@ def explain_claim(tx: Tx, now: datetime, limit: int, *, analyze: bool = True) ->
     return [str(r[0]) for r in cur.fetchall()]
 
 
-# -- people's commands and the clock (tasks/engine/controls.py) ---------------------------
+# -- people's commands and the clock (tasks/engine/commands.py, decisions.py, schedules.py) -
 
 _OPEN_STEPS = [StepState.PENDING.value, StepState.WAITING.value, StepState.SLEEPING.value,
                StepState.RUNNING.value]  # fmt: skip

@@ -15,7 +15,8 @@ import pytest
 from sqlalchemy import insert
 
 from adapters.chat import Card, ConversationRef, DeliveryError, Inbound, MessageRef
-from bot.application.delivery import ORDER_PATIENCE, RETRY, Delivery, Hold, retry_delay
+from bot.application.delivery import Delivery
+from bot.application.pacing import ORDER_PATIENCE, RETRY, Hold, retry_delay
 from bot.assembly.config import Settings
 from bot.assembly.runtime import Runtime
 from tasks.rules.coalescing import FIRST_POST_WAIT
@@ -228,7 +229,7 @@ async def test_a_delivery_is_recorded_through_a_database_hiccup(rt: Runtime, clo
             raise ConnectionError("the connection is lost")
         await real(self, *args, **kw)  # type: ignore[arg-type]
 
-    with mock.patch.object(Outboxes, "sent", flaky), mock.patch("bot.application.delivery.RECORD_RETRY", 0.0):
+    with mock.patch.object(Outboxes, "sent", flaky), mock.patch("bot.application.sending.RECORD_RETRY", 0.0):
         await Delivery(rt.store, rt.adapters, clock=clock).drain()
     assert calls > 1
     rows = await Outboxes(rt.store).rows()

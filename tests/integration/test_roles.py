@@ -15,7 +15,8 @@ from sqlmodel import SQLModel
 
 import tasks.store.models  # noqa: F401  (registers the tables)
 from adapters.chat import ConversationRef, Inbound
-from bot.application.delivery import LEASE_SECONDS, RENEW_EVERY, ROLE, Delivery
+from bot.application.delivery import Delivery
+from bot.application.leadership import LEASE_SECONDS, RENEW_EVERY, ROLE
 from bot.assembly.config import Settings
 from bot.assembly.runtime import Runtime
 from tasks.store.db import Database, make_engine

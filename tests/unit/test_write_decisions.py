@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bot.application.delivery import after_look, look_first
+from bot.application.pacing import after_look, look_first
 from tasks.rules.approvals import after_decision, expiries, gate
 from tasks.rules.coalescing import coalesce
 from tasks.rules.states import StepState, TaskState, resume, retry
