@@ -19,6 +19,7 @@ from tasks.engine.faults import crash_point
 from tasks.rules import binding, egress
 from tasks.rules.approvals import args_hash, gate
 from tasks.rules.plans import PlanError, blocked_steps, ready_steps
+from tasks.rules.policy import Rules
 from tasks.rules.retry import RetryPolicy, decide_retry
 from tasks.rules.states import StepState
 from tasks.skills.arguments import args_error
@@ -128,11 +129,11 @@ class StepRunner:
             for k in blocked:
                 turn.states[k] = S.CANCELLED.value
 
-    async def run(self, task: Task, view: TaskView | PlannedView, turn: TurnState, key: str, rules: Any) -> None:
+    async def run(self, task: Task, view: TaskView | PlannedView, turn: TurnState, key: str, rules: Rules) -> None:
         async with self.slots:
             await self._run(task, view, turn, key, rules)
 
-    async def _run(self, task: Task, view: TaskView | PlannedView, turn: TurnState, key: str, rules: Any) -> None:
+    async def _run(self, task: Task, view: TaskView | PlannedView, turn: TurnState, key: str, rules: Rules) -> None:
         assert task.id is not None
         step = view.step(key)
         skill: Skill = self.registry.get(step.skill)
@@ -164,7 +165,7 @@ class StepRunner:
         )  # fmt: skip
 
     async def _approved(self, task: Task, view: TaskView | PlannedView, turn: TurnState, key: str, skill: Skill,
-                        args: dict[str, Any], rules: Any, ctx: StepContext) -> bool:  # fmt: skip
+                        args: dict[str, Any], rules: Rules, ctx: StepContext) -> bool:  # fmt: skip
         assert task.id is not None
         # A read whose model-made arguments go to a host off the allowlist can carry data out.
         origin = egress.untrusted_origin(view.step(key).args or {}, planned_by_model=not task.playbook)

@@ -115,7 +115,7 @@ class LLMPlanner:
         self.sleep = sleep
         self.max_wait = max_wait
 
-    async def plan(self, task: Task, known_skills: list[str], rules: Any) -> PlanDraft:
+    async def plan(self, task: Task, known_skills: list[str], rules: Rules) -> PlanDraft:
         skills = offered(self.registry, known_skills, rules)
         if not skills:
             raise PlanError("no skill is allowed here, so there is nothing to plan with")

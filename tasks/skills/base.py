@@ -9,12 +9,14 @@ the entry-point group `cowork.skills`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from importlib.metadata import entry_points
 from typing import Any, ClassVar
+
+from tasks.rules.json_types import JSON
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +98,7 @@ class Skill:
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
-    args_schema: ClassVar[dict[str, Any]] = {"type": "object"}
+    args_schema: ClassVar[dict[str, JSON]] = {"type": "object"}
     effect: ClassVar[Effect] = Effect.READ
     idempotent: ClassVar[bool] = True
     max_attempts: ClassVar[int] = 3
@@ -150,7 +152,7 @@ class SkillRegistry:
     def __contains__(self, name: object) -> bool:
         return name in self._skills
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[Skill]:
         return iter(self._skills.values())
 
     def load_plugins(self, group: str = "cowork.skills") -> list[str]:

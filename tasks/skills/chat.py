@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Protocol
 
+from tasks.rules.json_types import JSON
 from tasks.skills.base import Effect, Skill, SkillError, StepContext, StepResult
 
 MAX_MESSAGES = 200
@@ -27,7 +28,7 @@ class ChatHistory(Skill):
         "Read recent messages of this thread, or of another channel when `channel` is given. "
         "Result: {messages: [{user, text, ts}], text: the messages as 'user: text' lines}."
     )
-    args_schema: ClassVar[dict[str, Any]] = {
+    args_schema: ClassVar[dict[str, JSON]] = {
         "type": "object",
         "properties": {
             "channel": {

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Protocol
 
+from tasks.rules.json_types import JSON
 from tasks.skills.base import Effect, OutboxMessage, Skill, SkillError, StepContext, StepResult
 
 # A post not yet answered by the platform is looked at again this often; the
@@ -26,7 +27,7 @@ class Wait(Skill):
 
     name = "wait"
     description = "Wait for a number of seconds (or until a UTC time) before the next steps."
-    args_schema: ClassVar[dict[str, Any]] = {
+    args_schema: ClassVar[dict[str, JSON]] = {
         "type": "object",
         "properties": {
             "seconds": {"type": "number", "minimum": 0, "maximum": 90 * 86400},
@@ -81,7 +82,7 @@ class ChatPost(Skill):
 
     name = "chat.post"
     description = "Post a message to a channel (or to the task's thread when no channel is given)."
-    args_schema: ClassVar[dict[str, Any]] = {
+    args_schema: ClassVar[dict[str, JSON]] = {
         "type": "object",
         "properties": {
             "text": {"type": "string", "minLength": 1, "maxLength": 40000},

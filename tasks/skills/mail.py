@@ -14,10 +14,11 @@ from email.message import EmailMessage
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
+from tasks.rules.json_types import JSON
 from tasks.rules.policy import Policy
 from tasks.skills.base import Effect, Skill, SkillError, StepContext, StepResult
 
-_ADDRESS = {"type": "string", "pattern": r"^[^@\s]+@[^@\s]+$"}
+_ADDRESS: dict[str, JSON] = {"type": "string", "pattern": r"^[^@\s]+@[^@\s]+$"}
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def _send(server: SmtpServer, msg: EmailMessage, timeout: float) -> None:
 class EmailSend(Skill):
     name = "email.send"
     description = "Send an email. Result: {sent_to, message_id}."
-    args_schema: ClassVar[dict[str, Any]] = {
+    args_schema: ClassVar[dict[str, JSON]] = {
         "type": "object",
         "properties": {
             "to": {"oneOf": [_ADDRESS, {"type": "array", "items": _ADDRESS, "minItems": 1}]},

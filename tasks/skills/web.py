@@ -22,6 +22,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
 from tasks.rules.egress import url_host
+from tasks.rules.json_types import JSON
 from tasks.rules.policy import Policy
 from tasks.skills.base import Effect, Skill, SkillError, StepContext, StepResult
 from tasks.skills.page_text import page_text
@@ -88,7 +89,7 @@ class HttpFetch(Skill):
         "Fetch a web page or API over HTTP(S) GET. Result: {url, status, content_type, text "
         "(readable text of the page), truncated}."
     )
-    args_schema: ClassVar[dict[str, Any]] = {
+    args_schema: ClassVar[dict[str, JSON]] = {
         "type": "object",
         "properties": {"url": {"type": "string", "pattern": "^https?://"}},
         "required": ["url"],
@@ -167,10 +168,11 @@ class WebhookCall(Skill):
 
     def __init__(self, policy: Policy | None = None):
         self.policy = policy or Policy()
+        names: list[JSON] = [*sorted(self.policy.webhooks)] or [""]
         self.args_schema = {  # type: ignore[misc]
             "type": "object",
             "properties": {
-                "webhook": {"type": "string", "enum": sorted(self.policy.webhooks) or [""]},
+                "webhook": {"type": "string", "enum": names},
                 "payload": {"type": "object"},
             },
             "required": ["webhook", "payload"],

@@ -97,7 +97,7 @@ def step_update(set_keys: tuple[str, ...], add_keys: tuple[str, ...] = ()) -> An
     return stmt
 
 
-def update_step(tx: Tx, task_id: int, key: str, add: dict[str, Any] | None = None, **values: Any) -> None:
+def update_step(tx: Tx, task_id: int, key: str, add: Mapping[str, object] | None = None, **values: object) -> None:
     """Update one step, at commit time (`Tx.run_later`); a step that is not there is an error."""
     inc = add or {}
     params: dict[str, Any] = {"p_task": task_id, "p_key": key}
@@ -107,8 +107,10 @@ def update_step(tx: Tx, task_id: int, key: str, add: dict[str, Any] | None = Non
                  lambda: LookupError(f"task {task_id} has no step {key!r}"))  # fmt: skip
 
 
-def task_params(task_id: int, fence: str | None, values: dict[str, Any], add: dict[str, Any]) -> dict[str, Any]:
-    params: dict[str, Any] = {"p_id": task_id, "p_fence": fence}
+def task_params(
+    task_id: int, fence: str | None, values: Mapping[str, object], add: Mapping[str, object]
+) -> dict[str, object]:
+    params: dict[str, object] = {"p_id": task_id, "p_fence": fence}
     params.update({f"v_{k}": v for k, v in values.items()})
     params.update({f"a_{k}": v for k, v in add.items()})
     return params
