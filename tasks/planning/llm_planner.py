@@ -89,7 +89,7 @@ def check_plan(data: Any, skills: Mapping[str, Skill]) -> Plan:
     return plan
 
 
-def _check_args(key: str, skill: Skill, args: Mapping[str, Any]) -> None:
+def _check_args(key: str, skill: Skill, args: Mapping[str, object]) -> None:
     # A value that is one placeholder is filled at run time: it may be of any type.
     later = frozenset(k for k, v in args.items() if isinstance(v, str) and _WHOLE_PLACEHOLDER.match(v))
     error = args_error(skill, args, later=later)

@@ -88,7 +88,7 @@ class StepContext:
     tenant: str = ""
     lookup_outbox: Callable[[str], Awaitable[bool]] | None = None
     wake_at: datetime | None = None
-    saved: Mapping[str, Any] | None = None  # the `StepResult.state` this step kept
+    saved: Mapping[str, object] | None = None  # the `StepResult.state` this step kept
     delivery: Callable[[str], Awaitable[Delivered | None]] | None = None  # an outbox row's fate, by key
     resumed: bool = False  # run again after it parked, to see whether it is done (not a new attempt)
 
@@ -119,11 +119,11 @@ class Skill:
         it cannot work (its target does not exist, say), so nobody approves it
         in vain. The default checks nothing."""
 
-    def describe(self, args: Mapping[str, Any]) -> dict[str, Any]:
+    def describe(self, args: Mapping[str, object]) -> dict[str, Any]:
         """What a person approving this step should see."""
         return {"skill": self.name, "args": dict(args)}
 
-    def reaches(self, args: Mapping[str, Any]) -> str | None:
+    def reaches(self, args: Mapping[str, object]) -> str | None:
         """The host this step sends its arguments to when the arguments choose it
         (a fetch's URL); None when they choose no host. See `tasks.rules.egress`."""
         return None

@@ -99,7 +99,7 @@ class ChatPost(Skill):
     def __init__(self, targets: TargetCheck | None = None) -> None:
         self.targets = targets
 
-    def _target(self, ctx: StepContext, args: Mapping[str, Any]) -> dict[str, Any]:
+    def _target(self, ctx: StepContext, args: Mapping[str, object]) -> dict[str, Any]:
         conv = dict(ctx.conversation)
         channel = str(args.get("channel") or "").strip()
         if channel and channel not in (conv.get("channel"), ""):
@@ -143,7 +143,7 @@ class ChatPost(Skill):
             return await self.run(ctx, args)
         return None
 
-    def describe(self, args: Mapping[str, Any]) -> dict[str, Any]:
+    def describe(self, args: Mapping[str, object]) -> dict[str, Any]:
         return {"skill": self.name, "target": args.get("channel") or "this thread",
                 "text": args.get("text", ""), "args": dict(args)}  # fmt: skip
 

@@ -16,27 +16,44 @@ ROOMS = ("tasks/engine", "tasks/store", "tasks/planning", "tasks/skills")
 # tasks/engine/controls.py is being split on another branch; it is scanned once it lands.
 SKIPPED_MODULES = {"tasks/engine/controls.py"}
 
+_DBAPI = (
+    "the DB-API driver's values (PEP 249 types none of them) and SQLAlchemy's bind and result "
+    "processors, which it types Any"
+)
+_ROW = (
+    "rows of the prepared fast path are namedtuples built at run time from the statement's "
+    "columns; callers read them by name"
+)
+_CURSOR = "a DB-API cursor and driver parameters (sqlite3 or psycopg): PEP 249 has no types"
+_MCP = "a type of the optional `mcp` package (the `mcp` extra), which is imported only when an MCP server is configured"
+
 # "module:qualified.name" -> why `Any` is the honest type there.
-ALLOWED: dict[str, str] = {}
+ALLOWED: dict[str, str] = {
+    "tasks/store/tx.py:Prepared.base": _DBAPI,
+    "tasks/store/tx.py:Prepared.binds": _DBAPI,
+    "tasks/store/tx.py:Prepared.types": _DBAPI,
+    "tasks/store/tx.py:Prepared.results": _DBAPI,
+    "tasks/store/tx.py:Prepared.convert": _DBAPI,
+    "tasks/store/tx.py:Prepared.row": _ROW,
+    "tasks/store/tx.py:Tx.rows": _ROW,
+    "tasks/store/dialects.py:Dialect.write_rows": _CURSOR,
+    "tasks/store/dialects.py:SQLite.write_rows": _CURSOR,
+    "tasks/store/dialects.py:PostgreSQL.write_rows": _CURSOR,
+    "tasks/skills/mcp.py:McpServer.client": _MCP,
+    "tasks/skills/mcp.py:result_text": _MCP,
+    "tasks/skills/mcp.py:McpTool.__init__": _MCP,
+    "tasks/skills/mcp.py:list_tools": _MCP,
+}
 
 # Not yet given their real types: this list may only shrink (a name that no longer uses
 # `Any` must leave it, and no new name may join it).
 PENDING: set[str] = {
-    "tasks/engine/scheduler.py:make_scheduler",
     "tasks/engine/steps.py:TurnState.results",
     "tasks/engine/steps.py:TurnState.saved",
     "tasks/engine/steps.py:TurnState.scope",
     "tasks/store/checkpoints.py:step_rows",
     "tasks/store/checkpoints.py:planned_steps",
     "tasks/store/checkpoints.py:Checkpoints.save_plan",
-    "tasks/store/checkpoints.py:Checkpoints.request_approval",
-    "tasks/store/checkpoints.py:Checkpoints.note",
-    "tasks/store/dialects.py:Dialect.seconds",
-    "tasks/store/dialects.py:Dialect.write_rows",
-    "tasks/store/dialects.py:SQLite.seconds",
-    "tasks/store/dialects.py:SQLite.write_rows",
-    "tasks/store/dialects.py:PostgreSQL.seconds",
-    "tasks/store/dialects.py:PostgreSQL.write_rows",
     "tasks/store/models.py:Task.conversation",
     "tasks/store/models.py:Task.params",
     "tasks/store/models.py:Task.plan",
@@ -53,78 +70,13 @@ PENDING: set[str] = {
     "tasks/store/models.py:Schedule.conversation",
     "tasks/store/models.py:Schedule.params",
     "tasks/store/models.py:ChatMessage.card",
-    "tasks/store/models.py:from_row",
-    "tasks/store/models.py:loaded",
     "tasks/store/outbox.py:Claimed.message",
-    "tasks/store/outbox.py:Outboxes.sent",
     "tasks/store/outbox.py:Outboxes.card_message",
-    "tasks/store/statements.py:one_of",
-    "tasks/store/statements.py:task_update",
-    "tasks/store/statements.py:step_update",
-    "tasks/store/statements.py:task_chat",
-    "tasks/store/statements.py:task_record",
-    "tasks/store/statements.py:task_state",
-    "tasks/store/statements.py:task_states",
-    "tasks/store/statements.py:waiting_step",
-    "tasks/store/statements.py:steps_in",
-    "tasks/store/statements.py:step_set",
-    "tasks/store/statements.py:step_outputs",
-    "tasks/store/statements.py:approval_locked",
-    "tasks/store/statements.py:approval_record",
-    "tasks/store/statements.py:approval_set",
-    "tasks/store/statements.py:approval_insert",
-    "tasks/store/statements.py:approvals_expired",
-    "tasks/store/statements.py:approvals_pending_with_tasks",
-    "tasks/store/statements.py:schedule_insert",
-    "tasks/store/statements.py:schedules_due",
-    "tasks/store/statements.py:outbox_once",
-    "tasks/store/statements.py:spent",
-    "tasks/store/statements.py:role_hold",
-    "tasks/store/statements.py:role_holder",
-    "tasks/store/statements.py:message_insert",
-    "tasks/store/statements.py:message_edit",
-    "tasks/store/statements.py:message_by_id",
-    "tasks/store/statements.py:message_by_key",
-    "tasks/store/statements.py:channel_messages",
-    "tasks/store/statements.py:messages_changed",
-    "tasks/store/statements.py:thread_messages",
-    "tasks/store/statements.py:runnable",
-    "tasks/store/statements.py:step_seconds",
-    "tasks/store/statements.py:intake",
-    "tasks/store/statements.py:tasks_listed",
-    "tasks/store/statements.py:events_after",
-    "tasks/store/statements.py:task_hold",
-    "tasks/store/statements.py:task_let_go",
-    "tasks/store/statements.py:outbox_post",
-    "tasks/store/statements.py:outbox_by_key",
-    "tasks/store/statements.py:outbox_rows",
-    "tasks/store/statements.py:outbox_of_cards",
-    "tasks/store/statements.py:outbox_set",
-    "tasks/store/statements.py:outbox_sent",
-    "tasks/store/statements.py:card_posted",
-    "tasks/store/statements.py:card_message",
-    "tasks/store/statements.py:outbox_due",
-    "tasks/store/statements.py:card_messages",
-    "tasks/store/statements.py:cards_posted",
-    "tasks/store/statements.py:outbox_handed_back",
-    "tasks/store/statements.py:prune_counts",
-    "tasks/store/statements.py:prune_candidates",
-    "tasks/store/statements.py:events_of_tasks",
-    "tasks/store/statements.py:prunable_locked",
-    "tasks/store/statements.py:event_ids_of",
-    "tasks/store/statements.py:loose_events",
     "tasks/store/store.py:NewTask.conversation",
     "tasks/store/store.py:NewTask.params",
     "tasks/store/store.py:NewTask.budget",
     "tasks/store/transcript.py:Transcript.add",
     "tasks/store/transcript.py:Transcript.update",
-    "tasks/store/tx.py:Prepared.base",
-    "tasks/store/tx.py:Prepared.binds",
-    "tasks/store/tx.py:Prepared.row",
-    "tasks/store/tx.py:Prepared.types",
-    "tasks/store/tx.py:Prepared.results",
-    "tasks/store/tx.py:Prepared.convert",
-    "tasks/store/tx.py:Tx.rows",
     "tasks/store/views.py:PlannedStep.args",
     "tasks/store/views.py:PlannedStep.result",
     "tasks/planning/llm_planner.py:plan_tool",
@@ -139,21 +91,16 @@ PENDING: set[str] = {
     "tasks/planning/playbooks.py:Playbook.bind",
     "tasks/planning/playbooks.py:Playbook.plan",
     "tasks/planning/playbooks.py:parse_playbook",
-    "tasks/skills/arguments.py:args_error",
     "tasks/skills/arguments.py:playbook_error",
     "tasks/skills/base.py:OutboxMessage.conversation",
     "tasks/skills/base.py:OutboxMessage.payload",
     "tasks/skills/base.py:StepResult.output",
     "tasks/skills/base.py:StepResult.state",
     "tasks/skills/base.py:StepContext.conversation",
-    "tasks/skills/base.py:StepContext.saved",
     "tasks/skills/base.py:Skill.run",
     "tasks/skills/base.py:Skill.reconcile",
     "tasks/skills/base.py:Skill.preflight",
     "tasks/skills/base.py:Skill.describe",
-    "tasks/skills/base.py:Skill.reaches",
-    "tasks/skills/catalog.py:all_skills",
-    "tasks/skills/catalog.py:llm_from_settings",
     "tasks/skills/chat.py:ChatReader.__call__",
     "tasks/skills/chat.py:ChatHistory.run",
     "tasks/skills/core.py:TargetCheck.__call__",
@@ -164,7 +111,6 @@ PENDING: set[str] = {
     "tasks/skills/core.py:ChatPost.describe",
     "tasks/skills/llm.py:Summarize.run",
     "tasks/skills/llm.py:Draft.run",
-    "tasks/skills/llm_client.py:ToolCall.parsed",
     "tasks/skills/llm_client.py:Completion.as_message",
     "tasks/skills/llm_client.py:LLM.complete",
     "tasks/skills/mail.py:build_message",
@@ -172,14 +118,8 @@ PENDING: set[str] = {
     "tasks/skills/mail.py:EmailSend.describe",
     "tasks/skills/mcp.py:McpServer.extra",
     "tasks/skills/mcp.py:McpServer.from_policy",
-    "tasks/skills/mcp.py:McpServer.client",
-    "tasks/skills/mcp.py:result_text",
-    "tasks/skills/mcp.py:McpTool.__init__",
-    "tasks/skills/mcp.py:McpTool.reaches",
     "tasks/skills/mcp.py:McpTool.run",
-    "tasks/skills/mcp.py:list_tools",
     "tasks/skills/schedule.py:ScheduleCreate.run",
-    "tasks/skills/web.py:HttpFetch.reaches",
     "tasks/skills/web.py:HttpFetch.describe",
     "tasks/skills/web.py:HttpFetch.run",
     "tasks/skills/web.py:WebhookCall.run",
@@ -187,10 +127,16 @@ PENDING: set[str] = {
 }
 
 
+# `Select[Any]`: SQLAlchemy Core types a SELECT by its row tuple, and the columns of a
+# `Table` (`TASK.c.state`) are `Column[Any]`, so no honest row type exists for them; the
+# callers read the rows by column name. Any other `Any` in the same annotation still counts.
+UNTYPED_ROWS = "Select[Any]"
+
+
 def _mentions_any(annotation: ast.expr | None) -> bool:
     if annotation is None:
         return False
-    for node in ast.walk(annotation):
+    for node in _walk(annotation):
         if isinstance(node, ast.Name) and node.id == "Any":
             return True
         if isinstance(node, ast.Attribute) and node.attr == "Any":
@@ -203,6 +149,16 @@ def _mentions_any(annotation: ast.expr | None) -> bool:
             if _mentions_any(inner):
                 return True
     return False
+
+
+def _walk(node: ast.expr) -> Iterator[ast.AST]:
+    """`ast.walk`, not entering `Select[Any]` (see UNTYPED_ROWS)."""
+    if ast.unparse(node) == UNTYPED_ROWS:
+        return
+    yield node
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.expr):
+            yield from _walk(child)
 
 
 def _public(name: str) -> bool:
@@ -277,7 +233,9 @@ def test_the_scan_sees_any_in_parameters_returns_attributes_and_strings() -> Non
         "    def run(self, *a: typing.Any) -> None: ...\n"
         "    def _private(self, x: Any) -> Any: ...\n"
         "def f() -> dict[str, Any]: ...\n"
+        "def rows() -> Select[Any]: ...\n"
+        "def more() -> tuple[Select[Any], Any]: ...\n"
         "async def g(x: int) -> int: ...\n"
     )
     tree = ast.parse(source)
-    assert sorted(_body_offences(tree.body, "")) == ["C.rows", "C.run", "C.size", "f"]
+    assert sorted(_body_offences(tree.body, "")) == ["C.rows", "C.run", "C.size", "f", "more"]
