@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from tasks.planning.planner import PlanDraft
+from tasks.rules.json_types import JSON
 from tasks.rules.plans import PLAN_GATE, Plan, PlanError, PlanLater, parse_plan
 from tasks.rules.policy import Policy, Rules
 from tasks.skills.arguments import args_error
@@ -40,18 +41,19 @@ Skills:
 """
 
 
-def plan_tool(skills: list[str]) -> dict[str, Any]:
-    step = {
+def plan_tool(skills: list[str]) -> dict[str, JSON]:
+    names: list[JSON] = [*skills]
+    step: dict[str, JSON] = {
         "type": "object",
         "properties": {
             "key": {"type": "string", "description": "short unique id: letters, digits, _ . -"},
-            "skill": {"type": "string", "enum": skills},
+            "skill": {"type": "string", "enum": names},
             "args": {"type": "object"},
             "depends_on": {"type": "array", "items": {"type": "string"}},
         },
         "required": ["key", "skill", "args"],
     }
-    params = {
+    params: dict[str, JSON] = {
         "type": "object",
         "properties": {
             "summary": {
@@ -77,7 +79,7 @@ def offered(registry: SkillRegistry, known: list[str], rules: Rules) -> list[Ski
     return [s for s in registry if s.name in known and s.name != PLAN_GATE and rules.allows(s.name)]
 
 
-def check_plan(data: Any, skills: Mapping[str, Skill]) -> Plan:
+def check_plan(data: object, skills: Mapping[str, Skill]) -> Plan:
     """Pure: the plan if every rule holds, else PlanError with a reason the model can act on."""
     if not isinstance(data, Mapping):
         raise PlanError("the plan must be a JSON object with summary and steps")
