@@ -33,15 +33,15 @@ class OutboxMessage:
     """Chat output a step produces; written in the step's checkpoint transaction."""
 
     kind: str
-    conversation: dict[str, Any]
-    payload: dict[str, Any]
+    conversation: Mapping[str, object]
+    payload: Mapping[str, object]
     idempotency_key: str | None = None
     card_key: str | None = None
 
 
 @dataclass(frozen=True)
 class StepResult:
-    output: Any = None
+    output: JSON = None
     tokens: int = 0
     cost: float = 0.0
     outbox: tuple[OutboxMessage, ...] = ()
@@ -50,7 +50,7 @@ class StepResult:
     sleep_until: datetime | None = None
     # Kept in the step while it is not finished (a wait's deadline, say): given back
     # as `StepContext.saved` on every later run, through retries and restarts.
-    state: dict[str, Any] | None = None
+    state: dict[str, JSON] | None = None
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ class ChatHistory(Skill):
             raise
         except Exception as e:
             raise SkillError(f"chat.history: could not read messages: {e}", retryable=True) from e
-        messages = [
+        messages: list[dict[str, str]] = [
             {
                 "user": str(m.get("user", "")),
                 "text": str(m.get("text", "")),
@@ -71,5 +71,6 @@ class ChatHistory(Skill):
         ]
         text = "\n".join(f"{m['user']}: {m['text']}" for m in messages)
         source = f"chat:{conversation.get('channel', '')}"
-        return StepResult(output={"messages": messages, "text": text, "source": source,
+        shown: list[JSON] = [dict[str, JSON](m) for m in messages]
+        return StepResult(output={"messages": shown, "text": text, "source": source,
                                   "untrusted": True})  # fmt: skip

@@ -158,9 +158,10 @@ class Checkpoints:
 
         await self.db.run(q, task_id)
 
-    def _outbox(self, tx: Tx, task_id: int, platform: str, kind: str, conversation: dict[str, Any],
-                payload: dict[str, Any], now: datetime, idem: str | None, card: str | None) -> None:  # fmt: skip
-        row = outbox_row(task_id=task_id, platform=conversation.get("platform", platform), kind=kind,
+    def _outbox(self, tx: Tx, task_id: int, platform: str, kind: str, conversation: Mapping[str, object],
+                payload: Mapping[str, object], now: datetime, idem: str | None, card: str | None) -> None:  # fmt: skip
+        named = conversation.get("platform", platform)  # a message may go to another platform's chat
+        row = outbox_row(task_id=task_id, platform=named if isinstance(named, str) else platform, kind=kind,
                          conversation=conversation, now=now, card_key=card, payload=payload,
                          idempotency_key=idem)  # fmt: skip
         if idem is None:
