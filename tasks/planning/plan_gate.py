@@ -27,7 +27,7 @@ class PlanGate(Skill):
     async def run(self, ctx: StepContext, args: dict[str, Any]) -> StepResult:
         return StepResult(output={"approved": True})
 
-    def describe(self, args: Mapping[str, Any]) -> dict[str, Any]:
+    def describe(self, args: Mapping[str, Any]) -> dict[str, JSON]:
         lines = [f"{s['key']}: {s['skill']} {s.get('args') or {}}" for s in args.get("steps", [])]
         return {
             "skill": self.name,

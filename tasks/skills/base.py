@@ -119,7 +119,7 @@ class Skill:
         it cannot work (its target does not exist, say), so nobody approves it
         in vain. The default checks nothing."""
 
-    def describe(self, args: Mapping[str, object]) -> dict[str, Any]:
+    def describe(self, args: Mapping[str, JSON]) -> dict[str, JSON]:
         """What a person approving this step should see."""
         return {"skill": self.name, "args": dict(args)}
 

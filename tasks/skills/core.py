@@ -143,7 +143,7 @@ class ChatPost(Skill):
             return await self.run(ctx, args)
         return None
 
-    def describe(self, args: Mapping[str, object]) -> dict[str, Any]:
+    def describe(self, args: Mapping[str, JSON]) -> dict[str, JSON]:
         return {"skill": self.name, "target": args.get("channel") or "this thread",
                 "text": args.get("text", ""), "args": dict(args)}  # fmt: skip
 

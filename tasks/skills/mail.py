@@ -116,7 +116,7 @@ class EmailSend(Skill):
         return StepResult(output={"sent_to": msg["To"], "message_id": msg["Message-ID"]},
                           effects=(f"emailed {msg['To']}: {msg['Subject']}",))  # fmt: skip
 
-    def describe(self, args: Mapping[str, object]) -> dict[str, Any]:
+    def describe(self, args: Mapping[str, JSON]) -> dict[str, JSON]:
         return {"skill": self.name, "target": f"email to {args.get('to')}",
                 "text": f"Subject: {args.get('subject', '')}\n\n{args.get('body', '')}",
                 "args": dict(args)}  # fmt: skip

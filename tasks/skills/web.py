@@ -105,7 +105,7 @@ class HttpFetch(Skill):
     def reaches(self, args: Mapping[str, object]) -> str | None:
         return url_host(args.get("url"))
 
-    def describe(self, args: Mapping[str, object]) -> dict[str, Any]:
+    def describe(self, args: Mapping[str, JSON]) -> dict[str, JSON]:
         return {"skill": self.name, "target": str(args.get("url") or ""), "args": dict(args)}
 
     def _session(self) -> aiohttp.ClientSession:
@@ -203,7 +203,7 @@ class WebhookCall(Skill):
         return StepResult(output={"status": resp.status, "body": text},
                           effects=(f"called webhook {name}",))  # fmt: skip
 
-    def describe(self, args: Mapping[str, object]) -> dict[str, Any]:
+    def describe(self, args: Mapping[str, JSON]) -> dict[str, JSON]:
         payload = json.dumps(args.get("payload") or {}, indent=1)[:2000]
         target = f"webhook {args.get('webhook')}"
         return {"skill": self.name, "target": target, "text": payload, "args": dict(args)}
