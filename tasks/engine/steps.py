@@ -18,6 +18,7 @@ from typing import Any
 from tasks.engine.faults import crash_point
 from tasks.rules import binding, egress
 from tasks.rules.approvals import args_hash, gate
+from tasks.rules.json_types import JSON
 from tasks.rules.plans import PlanError, blocked_steps, ready_steps
 from tasks.rules.policy import Rules
 from tasks.rules.retry import RetryPolicy, decide_retry
@@ -40,10 +41,10 @@ class TurnState:
     deps: dict[str, tuple[str, ...]]
     wake: dict[str, datetime | None]
     attempts: dict[str, int]
-    results: dict[str, Any]
+    results: dict[str, JSON]
     errors: dict[str, str]
     intents: set[str] = field(default_factory=set)
-    saved: dict[str, dict[str, Any]] = field(default_factory=dict)  # kept by unfinished steps
+    saved: dict[str, dict[str, JSON]] = field(default_factory=dict)  # kept by unfinished steps
     concluded: bool = False  # the last step's checkpoint also ended the task
     steps_run: int = 0
     tokens: int = 0
