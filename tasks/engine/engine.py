@@ -27,7 +27,7 @@ from tasks.planning.planner import Planner
 from tasks.rules.budgets import Budget, Usage, over_budget
 from tasks.rules.clock import utcnow
 from tasks.rules.plans import PLAN_GATE, PlanError, PlanLater, parse_plan
-from tasks.rules.policy import Policy
+from tasks.rules.policy import Policy, Rules
 from tasks.rules.retry import PLAN_PATIENCE, decide_plan_retry, waiting_note
 from tasks.rules.states import IllegalTransition, TaskState
 from tasks.skills.base import SkillRegistry
@@ -206,7 +206,7 @@ class Engine:
             view = await self.store.view(task.id)
         await self._run_steps(view, rules)
 
-    async def _plan(self, task: Task, rules: Any) -> PlannedView | None:
+    async def _plan(self, task: Task, rules: Rules) -> PlannedView | None:
         """Plan the task and save the plan; the view of the planned task, built
         in memory (nothing else can change a task this worker holds)."""
         assert task.id is not None
@@ -262,7 +262,7 @@ class Engine:
         await self.checkpoints.finish(task.id, self.name, TaskState.FAILED, now,
                                       error=f"could not plan: {reason} ({decision.reason})", owner=task)  # fmt: skip
 
-    async def _run_steps(self, view: TaskView | PlannedView, rules: Any) -> None:
+    async def _run_steps(self, view: TaskView | PlannedView, rules: Rules) -> None:
         task = view.task
         assert task.id is not None
         turn = TurnState.from_view(view)
@@ -291,7 +291,7 @@ class Engine:
                 t.result()  # LeaseLost and the like end the turn
         await self._conclude(task, turn, stop_reason)
 
-    async def _limits(self, task: Task, turn: TurnState, budget: Budget, rules: Any,
+    async def _limits(self, task: Task, turn: TurnState, budget: Budget, rules: Rules,
                       now: datetime) -> tuple[str, str] | None:  # fmt: skip
         timeout = (task.plan or {}).get("timeout_seconds")
         if timeout and task.started_at and (now - task.started_at).total_seconds() > float(timeout):

@@ -36,7 +36,7 @@ def make_scheduler(
     *,
     tick: float = 1.0,
     housekeeping: float = 5.0,
-    prune: Callable[[datetime], Awaitable[Any]] | None = None,
+    prune: Callable[[datetime], Awaitable[object]] | None = None,
     prune_every: float = 300.0,
 ) -> AsyncIOScheduler:
     """`prune`, when given, runs every `prune_every` seconds with the engine's time."""

@@ -18,7 +18,9 @@ from typing import Any
 from tasks.engine.faults import crash_point
 from tasks.rules import binding, egress
 from tasks.rules.approvals import args_hash, gate
+from tasks.rules.json_types import JSON
 from tasks.rules.plans import PlanError, blocked_steps, ready_steps
+from tasks.rules.policy import Rules
 from tasks.rules.retry import RetryPolicy, decide_retry
 from tasks.rules.states import StepState
 from tasks.skills.arguments import args_error
@@ -39,10 +41,10 @@ class TurnState:
     deps: dict[str, tuple[str, ...]]
     wake: dict[str, datetime | None]
     attempts: dict[str, int]
-    results: dict[str, Any]
+    results: dict[str, JSON]
     errors: dict[str, str]
     intents: set[str] = field(default_factory=set)
-    saved: dict[str, dict[str, Any]] = field(default_factory=dict)  # kept by unfinished steps
+    saved: dict[str, dict[str, JSON]] = field(default_factory=dict)  # kept by unfinished steps
     concluded: bool = False  # the last step's checkpoint also ended the task
     steps_run: int = 0
     tokens: int = 0
@@ -128,11 +130,11 @@ class StepRunner:
             for k in blocked:
                 turn.states[k] = S.CANCELLED.value
 
-    async def run(self, task: Task, view: TaskView | PlannedView, turn: TurnState, key: str, rules: Any) -> None:
+    async def run(self, task: Task, view: TaskView | PlannedView, turn: TurnState, key: str, rules: Rules) -> None:
         async with self.slots:
             await self._run(task, view, turn, key, rules)
 
-    async def _run(self, task: Task, view: TaskView | PlannedView, turn: TurnState, key: str, rules: Any) -> None:
+    async def _run(self, task: Task, view: TaskView | PlannedView, turn: TurnState, key: str, rules: Rules) -> None:
         assert task.id is not None
         step = view.step(key)
         skill: Skill = self.registry.get(step.skill)
@@ -164,7 +166,7 @@ class StepRunner:
         )  # fmt: skip
 
     async def _approved(self, task: Task, view: TaskView | PlannedView, turn: TurnState, key: str, skill: Skill,
-                        args: dict[str, Any], rules: Any, ctx: StepContext) -> bool:  # fmt: skip
+                        args: dict[str, Any], rules: Rules, ctx: StepContext) -> bool:  # fmt: skip
         assert task.id is not None
         # A read whose model-made arguments go to a host off the allowlist can carry data out.
         origin = egress.untrusted_origin(view.step(key).args or {}, planned_by_model=not task.playbook)

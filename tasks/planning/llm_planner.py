@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from tasks.planning.planner import PlanDraft
+from tasks.rules.json_types import JSON
 from tasks.rules.plans import PLAN_GATE, Plan, PlanError, PlanLater, parse_plan
 from tasks.rules.policy import Policy, Rules
 from tasks.skills.arguments import args_error
@@ -40,18 +41,19 @@ Skills:
 """
 
 
-def plan_tool(skills: list[str]) -> dict[str, Any]:
-    step = {
+def plan_tool(skills: list[str]) -> dict[str, JSON]:
+    names: list[JSON] = [*skills]
+    step: dict[str, JSON] = {
         "type": "object",
         "properties": {
             "key": {"type": "string", "description": "short unique id: letters, digits, _ . -"},
-            "skill": {"type": "string", "enum": skills},
+            "skill": {"type": "string", "enum": names},
             "args": {"type": "object"},
             "depends_on": {"type": "array", "items": {"type": "string"}},
         },
         "required": ["key", "skill", "args"],
     }
-    params = {
+    params: dict[str, JSON] = {
         "type": "object",
         "properties": {
             "summary": {
@@ -77,7 +79,7 @@ def offered(registry: SkillRegistry, known: list[str], rules: Rules) -> list[Ski
     return [s for s in registry if s.name in known and s.name != PLAN_GATE and rules.allows(s.name)]
 
 
-def check_plan(data: Any, skills: Mapping[str, Skill]) -> Plan:
+def check_plan(data: object, skills: Mapping[str, Skill]) -> Plan:
     """Pure: the plan if every rule holds, else PlanError with a reason the model can act on."""
     if not isinstance(data, Mapping):
         raise PlanError("the plan must be a JSON object with summary and steps")
@@ -89,7 +91,7 @@ def check_plan(data: Any, skills: Mapping[str, Skill]) -> Plan:
     return plan
 
 
-def _check_args(key: str, skill: Skill, args: Mapping[str, Any]) -> None:
+def _check_args(key: str, skill: Skill, args: Mapping[str, object]) -> None:
     # A value that is one placeholder is filled at run time: it may be of any type.
     later = frozenset(k for k, v in args.items() if isinstance(v, str) and _WHOLE_PLACEHOLDER.match(v))
     error = args_error(skill, args, later=later)
@@ -115,7 +117,7 @@ class LLMPlanner:
         self.sleep = sleep
         self.max_wait = max_wait
 
-    async def plan(self, task: Task, known_skills: list[str], rules: Any) -> PlanDraft:
+    async def plan(self, task: Task, known_skills: list[str], rules: Rules) -> PlanDraft:
         skills = offered(self.registry, known_skills, rules)
         if not skills:
             raise PlanError("no skill is allowed here, so there is nothing to plan with")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from tasks.rules.json_types import JSON
 from tasks.rules.plans import PLAN_GATE
 from tasks.skills.base import Effect, Skill, StepContext, StepResult
 
@@ -18,7 +19,7 @@ from tasks.skills.base import Effect, Skill, StepContext, StepResult
 class PlanGate(Skill):
     name = PLAN_GATE
     description = "A person approves the whole plan before any step runs (added by the policy)."
-    args_schema: ClassVar[dict[str, Any]] = {"type": "object"}
+    args_schema: ClassVar[dict[str, JSON]] = {"type": "object"}
     effect = Effect.WRITE
     idempotent = True
     max_attempts = 1
@@ -26,7 +27,7 @@ class PlanGate(Skill):
     async def run(self, ctx: StepContext, args: dict[str, Any]) -> StepResult:
         return StepResult(output={"approved": True})
 
-    def describe(self, args: Mapping[str, Any]) -> dict[str, Any]:
+    def describe(self, args: Mapping[str, Any]) -> dict[str, JSON]:
         lines = [f"{s['key']}: {s['skill']} {s.get('args') or {}}" for s in args.get("steps", [])]
         return {
             "skill": self.name,

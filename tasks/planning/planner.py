@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from tasks.planning.playbooks import Playbook
 from tasks.rules.plans import PlanError
+from tasks.rules.policy import Rules
 from tasks.store.models import Task
 
 NO_LLM = (
@@ -25,7 +26,7 @@ class PlanDraft:
 
 
 class Planner(Protocol):
-    async def plan(self, task: Task, known_skills: list[str], rules: Any) -> PlanDraft: ...
+    async def plan(self, task: Task, known_skills: list[str], rules: Rules) -> PlanDraft: ...
 
 
 class PlanSource:
@@ -33,7 +34,7 @@ class PlanSource:
         self.playbooks = playbooks
         self.llm = llm
 
-    async def plan(self, task: Task, known_skills: list[str], rules: Any) -> PlanDraft:
+    async def plan(self, task: Task, known_skills: list[str], rules: Rules) -> PlanDraft:
         if task.playbook:
             book = self.playbooks.get(task.playbook)
             if book is None:

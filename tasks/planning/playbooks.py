@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from tasks.rules.json_types import JSON
 from tasks.rules.plans import PlanError, parse_plan
 
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -38,7 +39,7 @@ class PlaybookError(ValueError):
 class Param:
     name: str
     type: str = "string"
-    default: Any = None
+    default: JSON = None
     required: bool = True
     description: str = ""
 
@@ -99,7 +100,7 @@ def _convert(playbook: str, p: Param, raw: Any) -> Any:
     return value
 
 
-def parse_playbook(data: Any, known_skills: Iterable[str], source: str = "") -> Playbook:
+def parse_playbook(data: object, known_skills: Iterable[str], source: str = "") -> Playbook:
     if not isinstance(data, Mapping):
         raise PlaybookError(f"{source}: a playbook is a mapping")
     name = data.get("name")

@@ -16,7 +16,7 @@ from tasks.rules.plans import PlanError, render_args
 from tasks.skills.base import Skill, SkillRegistry
 
 
-def args_error(skill: Skill, args: Mapping[str, Any], *, later: frozenset[str] = frozenset()) -> str | None:
+def args_error(skill: Skill, args: Mapping[str, object], *, later: frozenset[str] = frozenset()) -> str | None:
     """Why `args` do not fit the skill's schema ("seconds: 1e+20 is greater than the
     maximum of 7776000"), or None. `later`: arguments filled in at run time, which
     may not be known yet (they count as present, of any value)."""
@@ -37,11 +37,11 @@ class _Checker:
     them costs far more than recognising them (`repr` tells 1 from 1.0 and
     True, a list from a tuple)."""
 
-    def __init__(self, schema: Mapping[str, Any]):
+    def __init__(self, schema: Mapping[str, object]):
         self.validator = jsonschema.Draft202012Validator(schema)
         self.valid: dict[str, None] = {}
 
-    def fits(self, instance: Mapping[str, Any]) -> bool:
+    def fits(self, instance: Mapping[str, object]) -> bool:
         seen = repr(instance)
         if seen in self.valid:
             return True
@@ -56,7 +56,7 @@ class _Checker:
 
 # (id of a skill's schema, arguments filled in later) -> (the schema, its checker);
 # the schema is kept so that its id stays its own.
-_CHECKERS: dict[tuple[int, frozenset[str]], tuple[Mapping[str, Any], _Checker]] = {}
+_CHECKERS: dict[tuple[int, frozenset[str]], tuple[Mapping[str, object], _Checker]] = {}
 
 
 def _checker(args_schema: Mapping[str, Any], later: frozenset[str]) -> _Checker:

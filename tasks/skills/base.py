@@ -9,12 +9,14 @@ the entry-point group `cowork.skills`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from importlib.metadata import entry_points
 from typing import Any, ClassVar
+
+from tasks.rules.json_types import JSON
 
 log = logging.getLogger(__name__)
 
@@ -31,15 +33,15 @@ class OutboxMessage:
     """Chat output a step produces; written in the step's checkpoint transaction."""
 
     kind: str
-    conversation: dict[str, Any]
-    payload: dict[str, Any]
+    conversation: Mapping[str, object]
+    payload: Mapping[str, object]
     idempotency_key: str | None = None
     card_key: str | None = None
 
 
 @dataclass(frozen=True)
 class StepResult:
-    output: Any = None
+    output: JSON = None
     tokens: int = 0
     cost: float = 0.0
     outbox: tuple[OutboxMessage, ...] = ()
@@ -48,7 +50,7 @@ class StepResult:
     sleep_until: datetime | None = None
     # Kept in the step while it is not finished (a wait's deadline, say): given back
     # as `StepContext.saved` on every later run, through retries and restarts.
-    state: dict[str, Any] | None = None
+    state: dict[str, JSON] | None = None
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ class StepContext:
     tenant: str = ""
     lookup_outbox: Callable[[str], Awaitable[bool]] | None = None
     wake_at: datetime | None = None
-    saved: Mapping[str, Any] | None = None  # the `StepResult.state` this step kept
+    saved: Mapping[str, object] | None = None  # the `StepResult.state` this step kept
     delivery: Callable[[str], Awaitable[Delivered | None]] | None = None  # an outbox row's fate, by key
     resumed: bool = False  # run again after it parked, to see whether it is done (not a new attempt)
 
@@ -96,7 +98,7 @@ class Skill:
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
-    args_schema: ClassVar[dict[str, Any]] = {"type": "object"}
+    args_schema: ClassVar[dict[str, JSON]] = {"type": "object"}
     effect: ClassVar[Effect] = Effect.READ
     idempotent: ClassVar[bool] = True
     max_attempts: ClassVar[int] = 3
@@ -117,11 +119,11 @@ class Skill:
         it cannot work (its target does not exist, say), so nobody approves it
         in vain. The default checks nothing."""
 
-    def describe(self, args: Mapping[str, Any]) -> dict[str, Any]:
+    def describe(self, args: Mapping[str, JSON]) -> dict[str, JSON]:
         """What a person approving this step should see."""
         return {"skill": self.name, "args": dict(args)}
 
-    def reaches(self, args: Mapping[str, Any]) -> str | None:
+    def reaches(self, args: Mapping[str, object]) -> str | None:
         """The host this step sends its arguments to when the arguments choose it
         (a fetch's URL); None when they choose no host. See `tasks.rules.egress`."""
         return None
@@ -150,7 +152,7 @@ class SkillRegistry:
     def __contains__(self, name: object) -> bool:
         return name in self._skills
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[Skill]:
         return iter(self._skills.values())
 
     def load_plugins(self, group: str = "cowork.skills") -> list[str]:

@@ -4,8 +4,6 @@ what the runtime adds to its registry at start."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from tasks.rules.policy import Policy
 from tasks.skills.base import Skill, SkillRegistry
 from tasks.skills.chat import ChatHistory, ChatReader
@@ -29,7 +27,7 @@ def builtin_skills(policy: Policy, llm: LLM | None = None, *, reader: ChatReader
     return skills
 
 
-def all_skills(policy: Policy, settings: Any = None, llm: LLM | None = None, *, reader: ChatReader | None = None,
+def all_skills(policy: Policy, settings: object = None, llm: LLM | None = None, *, reader: ChatReader | None = None,
                schedules: ScheduleBook | None = None) -> list[Skill]:  # fmt: skip
     """The built-in skills plus the tools of the policy's MCP servers (listed
     now, at start). The LLM comes from `llm`, else from settings'
@@ -39,7 +37,7 @@ def all_skills(policy: Policy, settings: Any = None, llm: LLM | None = None, *, 
     return [*builtin_skills(policy, llm, reader=reader, schedules=schedules), *mcp_skills(policy)]
 
 
-def llm_from_settings(settings: Any, policy: Policy) -> LLM | None:
+def llm_from_settings(settings: object, policy: Policy) -> LLM | None:
     key = getattr(settings, "openai_api_key", None)
     if key is not None and hasattr(key, "get_secret_value"):
         key = key.get_secret_value()

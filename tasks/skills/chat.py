@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Protocol
 
+from tasks.rules.json_types import JSON
 from tasks.skills.base import Effect, Skill, SkillError, StepContext, StepResult
 
 MAX_MESSAGES = 200
@@ -27,7 +28,7 @@ class ChatHistory(Skill):
         "Read recent messages of this thread, or of another channel when `channel` is given. "
         "Result: {messages: [{user, text, ts}], text: the messages as 'user: text' lines}."
     )
-    args_schema: ClassVar[dict[str, Any]] = {
+    args_schema: ClassVar[dict[str, JSON]] = {
         "type": "object",
         "properties": {
             "channel": {
@@ -60,7 +61,7 @@ class ChatHistory(Skill):
             raise
         except Exception as e:
             raise SkillError(f"chat.history: could not read messages: {e}", retryable=True) from e
-        messages = [
+        messages: list[dict[str, str]] = [
             {
                 "user": str(m.get("user", "")),
                 "text": str(m.get("text", "")),
@@ -70,5 +71,6 @@ class ChatHistory(Skill):
         ]
         text = "\n".join(f"{m['user']}: {m['text']}" for m in messages)
         source = f"chat:{conversation.get('channel', '')}"
-        return StepResult(output={"messages": messages, "text": text, "source": source,
+        shown: list[JSON] = [dict[str, JSON](m) for m in messages]
+        return StepResult(output={"messages": shown, "text": text, "source": source,
                                   "untrusted": True})  # fmt: skip

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Protocol
 
+from tasks.rules.json_types import JSON
 from tasks.skills.base import Effect, OutboxMessage, Skill, SkillError, StepContext, StepResult
 
 # A post not yet answered by the platform is looked at again this often; the
@@ -26,7 +27,7 @@ class Wait(Skill):
 
     name = "wait"
     description = "Wait for a number of seconds (or until a UTC time) before the next steps."
-    args_schema: ClassVar[dict[str, Any]] = {
+    args_schema: ClassVar[dict[str, JSON]] = {
         "type": "object",
         "properties": {
             "seconds": {"type": "number", "minimum": 0, "maximum": 90 * 86400},
@@ -81,7 +82,7 @@ class ChatPost(Skill):
 
     name = "chat.post"
     description = "Post a message to a channel (or to the task's thread when no channel is given)."
-    args_schema: ClassVar[dict[str, Any]] = {
+    args_schema: ClassVar[dict[str, JSON]] = {
         "type": "object",
         "properties": {
             "text": {"type": "string", "minLength": 1, "maxLength": 40000},
@@ -98,7 +99,7 @@ class ChatPost(Skill):
     def __init__(self, targets: TargetCheck | None = None) -> None:
         self.targets = targets
 
-    def _target(self, ctx: StepContext, args: Mapping[str, Any]) -> dict[str, Any]:
+    def _target(self, ctx: StepContext, args: Mapping[str, object]) -> dict[str, Any]:
         conv = dict(ctx.conversation)
         channel = str(args.get("channel") or "").strip()
         if channel and channel not in (conv.get("channel"), ""):
@@ -142,7 +143,7 @@ class ChatPost(Skill):
             return await self.run(ctx, args)
         return None
 
-    def describe(self, args: Mapping[str, Any]) -> dict[str, Any]:
+    def describe(self, args: Mapping[str, JSON]) -> dict[str, JSON]:
         return {"skill": self.name, "target": args.get("channel") or "this thread",
                 "text": args.get("text", ""), "args": dict(args)}  # fmt: skip
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from tasks.rules import untrusted
+from tasks.rules.json_types import JSON
 from tasks.skills.base import Effect, Skill, StepContext, StepResult
 from tasks.skills.llm_client import LLM
 
@@ -45,7 +46,7 @@ class _LLMSkill(Skill):
 class Summarize(_LLMSkill):
     name = "llm.summarize"
     description = "Summarize text (a page, a thread, a document) with the LLM. Result: {text: the summary}."
-    args_schema: ClassVar[dict[str, Any]] = {
+    args_schema: ClassVar[dict[str, JSON]] = {
         "type": "object",
         "properties": {
             "text": {"type": "string", "description": "what to summarize"},
@@ -72,7 +73,7 @@ class Draft(_LLMSkill):
         "Write a text (message, email, announcement) with the LLM from instructions and optional "
         "context material. Result: {text: the draft}."
     )
-    args_schema: ClassVar[dict[str, Any]] = {
+    args_schema: ClassVar[dict[str, JSON]] = {
         "type": "object",
         "properties": {
             "instructions": {"type": "string", "minLength": 1, "description": "what to write"},

@@ -19,6 +19,7 @@ from typing import Any
 import openai
 
 from tasks.rules.clock import utcnow
+from tasks.rules.json_types import JSON
 from tasks.rules.policy import Policy
 from tasks.skills.base import SkillError
 
@@ -31,9 +32,10 @@ class ToolCall:
     name: str
     arguments: str
 
-    def parsed(self) -> Any:
+    def parsed(self) -> JSON:
         """The arguments as JSON; raises ValueError when the model wrote something else."""
-        return json.loads(self.arguments or "{}")
+        value: JSON = json.loads(self.arguments or "{}")
+        return value
 
 
 @dataclass(frozen=True)
@@ -73,9 +75,9 @@ class LLM:
 
     async def complete(
         self,
-        messages: Sequence[Mapping[str, Any]],
+        messages: Sequence[Mapping[str, object]],
         *,
-        tools: Sequence[Mapping[str, Any]] | None = None,
+        tools: Sequence[Mapping[str, object]] | None = None,
         tool_choice: Any = None,
         max_tokens: int | None = None,
     ) -> Completion:

@@ -14,10 +14,11 @@ from email.message import EmailMessage
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
+from tasks.rules.json_types import JSON
 from tasks.rules.policy import Policy
 from tasks.skills.base import Effect, Skill, SkillError, StepContext, StepResult
 
-_ADDRESS = {"type": "string", "pattern": r"^[^@\s]+@[^@\s]+$"}
+_ADDRESS: dict[str, JSON] = {"type": "string", "pattern": r"^[^@\s]+@[^@\s]+$"}
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def _send(server: SmtpServer, msg: EmailMessage, timeout: float) -> None:
 class EmailSend(Skill):
     name = "email.send"
     description = "Send an email. Result: {sent_to, message_id}."
-    args_schema: ClassVar[dict[str, Any]] = {
+    args_schema: ClassVar[dict[str, JSON]] = {
         "type": "object",
         "properties": {
             "to": {"oneOf": [_ADDRESS, {"type": "array", "items": _ADDRESS, "minItems": 1}]},
@@ -115,7 +116,7 @@ class EmailSend(Skill):
         return StepResult(output={"sent_to": msg["To"], "message_id": msg["Message-ID"]},
                           effects=(f"emailed {msg['To']}: {msg['Subject']}",))  # fmt: skip
 
-    def describe(self, args: Mapping[str, Any]) -> dict[str, Any]:
+    def describe(self, args: Mapping[str, JSON]) -> dict[str, JSON]:
         return {"skill": self.name, "target": f"email to {args.get('to')}",
                 "text": f"Subject: {args.get('subject', '')}\n\n{args.get('body', '')}",
                 "args": dict(args)}  # fmt: skip

@@ -74,7 +74,7 @@ class McpTool(Skill):
         self.idempotent = effect == Effect.READ or idem  # type: ignore[misc]
         self.timeout = server.timeout + 10  # type: ignore[misc]
 
-    def reaches(self, args: Mapping[str, Any]) -> str | None:
+    def reaches(self, args: Mapping[str, object]) -> str | None:
         """A tool that reads a URL it is given (a fetch tool) sends data to that host."""
         return next((h for k in ("url", "uri") if (h := url_host(args.get(k)))), None)
 

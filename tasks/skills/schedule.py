@@ -9,6 +9,7 @@ import re
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
+from tasks.rules.json_types import JSON
 from tasks.skills.base import Effect, Skill, SkillError, StepContext, StepResult
 from tasks.store.store import NewTask
 
@@ -101,7 +102,7 @@ class ScheduleCreate(Skill):
         "17:30', 'every 2 hours' or a crontab) a new task runs `text` (or a playbook) in this "
         "thread for the requester. Result: {schedule_id, cron}."
     )
-    args_schema: ClassVar[dict[str, Any]] = {
+    args_schema: ClassVar[dict[str, JSON]] = {
         "type": "object",
         "properties": {
             "when": {"type": "string", "minLength": 1},

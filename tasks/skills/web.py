@@ -22,6 +22,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
 from tasks.rules.egress import url_host
+from tasks.rules.json_types import JSON
 from tasks.rules.policy import Policy
 from tasks.skills.base import Effect, Skill, SkillError, StepContext, StepResult
 from tasks.skills.page_text import page_text
@@ -88,7 +89,7 @@ class HttpFetch(Skill):
         "Fetch a web page or API over HTTP(S) GET. Result: {url, status, content_type, text "
         "(readable text of the page), truncated}."
     )
-    args_schema: ClassVar[dict[str, Any]] = {
+    args_schema: ClassVar[dict[str, JSON]] = {
         "type": "object",
         "properties": {"url": {"type": "string", "pattern": "^https?://"}},
         "required": ["url"],
@@ -101,10 +102,10 @@ class HttpFetch(Skill):
     def __init__(self, policy: Policy | None = None):
         self.policy = policy or Policy()
 
-    def reaches(self, args: Mapping[str, Any]) -> str | None:
+    def reaches(self, args: Mapping[str, object]) -> str | None:
         return url_host(args.get("url"))
 
-    def describe(self, args: Mapping[str, Any]) -> dict[str, Any]:
+    def describe(self, args: Mapping[str, JSON]) -> dict[str, JSON]:
         return {"skill": self.name, "target": str(args.get("url") or ""), "args": dict(args)}
 
     def _session(self) -> aiohttp.ClientSession:
@@ -167,10 +168,11 @@ class WebhookCall(Skill):
 
     def __init__(self, policy: Policy | None = None):
         self.policy = policy or Policy()
+        names: list[JSON] = [*sorted(self.policy.webhooks)] or [""]
         self.args_schema = {  # type: ignore[misc]
             "type": "object",
             "properties": {
-                "webhook": {"type": "string", "enum": sorted(self.policy.webhooks) or [""]},
+                "webhook": {"type": "string", "enum": names},
                 "payload": {"type": "object"},
             },
             "required": ["webhook", "payload"],
@@ -201,7 +203,7 @@ class WebhookCall(Skill):
         return StepResult(output={"status": resp.status, "body": text},
                           effects=(f"called webhook {name}",))  # fmt: skip
 
-    def describe(self, args: Mapping[str, Any]) -> dict[str, Any]:
+    def describe(self, args: Mapping[str, JSON]) -> dict[str, JSON]:
         payload = json.dumps(args.get("payload") or {}, indent=1)[:2000]
         target = f"webhook {args.get('webhook')}"
         return {"skill": self.name, "target": target, "text": payload, "args": dict(args)}

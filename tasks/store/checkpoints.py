@@ -4,7 +4,7 @@ event row and outbox rows in the same transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -158,9 +158,10 @@ class Checkpoints:
 
         await self.db.run(q, task_id)
 
-    def _outbox(self, tx: Tx, task_id: int, platform: str, kind: str, conversation: dict[str, Any],
-                payload: dict[str, Any], now: datetime, idem: str | None, card: str | None) -> None:  # fmt: skip
-        row = outbox_row(task_id=task_id, platform=conversation.get("platform", platform), kind=kind,
+    def _outbox(self, tx: Tx, task_id: int, platform: str, kind: str, conversation: Mapping[str, object],
+                payload: Mapping[str, object], now: datetime, idem: str | None, card: str | None) -> None:  # fmt: skip
+        named = conversation.get("platform", platform)  # a message may go to another platform's chat
+        row = outbox_row(task_id=task_id, platform=named if isinstance(named, str) else platform, kind=kind,
                          conversation=conversation, now=now, card_key=card, payload=payload,
                          idempotency_key=idem)  # fmt: skip
         if idem is None:
@@ -234,7 +235,7 @@ class Checkpoints:
 
     async def request_approval(
         self, task_id: int, key: str, worker: str, *, skill: str, args_hash: str,
-        summary: dict[str, Any], approvers: list[str], required: int, expires_at: datetime,
+        summary: Mapping[str, object], approvers: list[str], required: int, expires_at: datetime,
         on_reject: str, now: datetime, supersedes: int | None = None,
     ) -> int:  # fmt: skip
         """Ask for a person's approval. `supersedes` names an approval given to other
@@ -264,7 +265,7 @@ class Checkpoints:
                                          approval=approval_id, reason="the values changed after approval"))  # fmt: skip
         card_update(tx, task_id, row.platform, row.conversation, now)
 
-    async def note(self, task_id: int, actor: str, kind: str, now: datetime, **detail: Any) -> None:
+    async def note(self, task_id: int, actor: str, kind: str, now: datetime, **detail: object) -> None:
         """An audit event with no state change (an auto-approve rule fired, say)."""
         await self.db.run(lambda tx: tx.insert_later(EVENT, event_row(task_id, actor, kind, now, **detail)), task_id)
 

@@ -14,6 +14,7 @@ import functools
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -58,7 +59,9 @@ class Dialect(ABC):
         """An INSERT that can take ON CONFLICT DO NOTHING / DO UPDATE."""
 
     @abstractmethod
-    def seconds(self, start: Any, end: Any) -> ColumnElement[Any]:
+    def seconds(
+        self, start: ColumnElement[datetime], end: ColumnElement[datetime]
+    ) -> ColumnElement[float] | ColumnElement[int]:
         """The seconds from timestamp column `start` to `end`, as SQL."""
 
     @abstractmethod
@@ -94,7 +97,9 @@ class SQLite(Dialect):
     def insert(self, table: Table) -> Upsert:
         return sqlite.insert(table)
 
-    def seconds(self, start: Any, end: Any) -> ColumnElement[Any]:
+    def seconds(
+        self, start: ColumnElement[datetime], end: ColumnElement[datetime]
+    ) -> ColumnElement[float] | ColumnElement[int]:
         return (func.julianday(end) - func.julianday(start)) * 86400.0
 
     def write_rows(self, cursor: Any, table: Table, keys: Sequence[str], sql: str, params: list[Any]) -> None:
@@ -120,7 +125,9 @@ class PostgreSQL(Dialect):
     def insert(self, table: Table) -> Upsert:
         return postgresql.insert(table)
 
-    def seconds(self, start: Any, end: Any) -> ColumnElement[Any]:
+    def seconds(
+        self, start: ColumnElement[datetime], end: ColumnElement[datetime]
+    ) -> ColumnElement[float] | ColumnElement[int]:
         return func.extract("epoch", end - start)
 
     def write_rows(self, cursor: Any, table: Table, keys: Sequence[str], sql: str, params: list[Any]) -> None:

@@ -10,8 +10,9 @@ The rest of the code reaches these tables through `tasks.store.store`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import JSON, Column, Index, Table, UniqueConstraint, text
 from sqlalchemy.orm import configure_mappers
@@ -242,12 +243,19 @@ LEASE = table_of(RoleLease)
 _CONFIGURED = False
 
 
-def from_row(model: type[M], row: Any) -> M:
+class NamedRow(Protocol):
+    """A result row that names its columns: SQLAlchemy's `Row`, or the namedtuple rows
+    of the prepared fast path (`tasks.store.tx`)."""
+
+    def _asdict(self) -> dict[str, Any]: ...
+
+
+def from_row(model: type[M], row: NamedRow) -> M:
     """A record from a row of a SQLAlchemy result (see `loaded`)."""
     return loaded(model, row._asdict())
 
 
-def loaded(model: type[M], values: dict[str, Any]) -> M:
+def loaded(model: type[M], values: Mapping[str, object]) -> M:
     """A record read back from the database, built the way SQLAlchemy's ORM
     loads rows: no validation (the values came from the table) and no
     `__init__`, which for a table model costs some 30 times more."""

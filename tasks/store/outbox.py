@@ -13,7 +13,7 @@ A new task card's first post may wait a moment for its task's plan
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -109,7 +109,7 @@ class Outboxes:
         waits = {k for k, r in young.items() if first_post_waits(r.created_at, states.get(r.task_id), now, wait)}
         return frozenset(waits - posted)
 
-    async def sent(self, outbox_id: int, message: dict[str, Any] | None, now: datetime) -> None:
+    async def sent(self, outbox_id: int, message: Mapping[str, object] | None, now: datetime) -> None:
         def q(tx: Tx) -> None:
             r = tx.conn.execute(sql.outbox_sent(outbox_id, message, now)).first()
             if r is not None:

@@ -3,8 +3,8 @@ its outbox rows (a card refresh, a message)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
 from tasks.store.models import OUTBOX
 from tasks.store.tx import Tx
@@ -14,7 +14,7 @@ def card_key(task_id: int) -> str:
     return f"task:{task_id}"
 
 
-def event_row(task_id: int | None, actor: str, kind: str, now: datetime, **detail: Any) -> dict[str, Any]:
+def event_row(task_id: int | None, actor: str, kind: str, now: datetime, **detail: object) -> dict[str, object]:
     return {"task_id": task_id, "at": now, "actor": actor, "kind": kind, "detail": detail or None}
 
 
@@ -23,12 +23,12 @@ def outbox_row(
     task_id: int | None,
     platform: str,
     kind: str,
-    conversation: dict[str, Any] | None,
+    conversation: Mapping[str, object] | None,
     now: datetime,
     card_key: str | None = None,
-    payload: dict[str, Any] | None = None,
+    payload: Mapping[str, object] | None = None,
     idempotency_key: str | None = None,
-) -> dict[str, Any]:
+) -> dict[str, object]:
     return {
         "task_id": task_id,
         "platform": platform,
@@ -44,7 +44,7 @@ def outbox_row(
     }
 
 
-def card_update(tx: Tx, task_id: int, platform: str, conversation: dict[str, Any] | None, now: datetime) -> None:
+def card_update(tx: Tx, task_id: int, platform: str, conversation: Mapping[str, object] | None, now: datetime) -> None:
     """Queue a refresh of the task's card (rendered from the task's state when delivered)."""
     if conversation:
         tx.insert_later(

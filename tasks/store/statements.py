@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Delete,
     Insert,
     Select,
@@ -44,10 +45,10 @@ from tasks.store.models import APPROVAL, CARD, EVENT, LEASE, MESSAGE, OUTBOX, RE
 from tasks.store.models import FINISHED as FINISHED_TASK
 from tasks.store.tx import Tx
 
-_STATEMENTS: dict[tuple[Any, ...], Any] = {}
+_STATEMENTS: dict[tuple[object, ...], Update] = {}
 
 
-def one_of(column: Any, values: Sequence[str], name: str) -> Any:
+def one_of(column: ColumnElement[str], values: Sequence[str], name: str) -> ColumnElement[bool]:
     """`column IN (...)` over constants, as plain bound parameters with their
     values: an expanding IN is re-rendered on every execution."""
     return column.in_([bindparam(f"{name}{i}", v) for i, v in enumerate(sorted(values))])
@@ -61,7 +62,7 @@ def task_update(
     set_keys: tuple[str, ...],
     add_keys: tuple[str, ...] = (),
     returning: bool = True,
-) -> Any:
+) -> Update:
     """A prebuilt (cached) UPDATE of one task row guarded by its state and, when
     fenced, by the lease holder. Building SQLAlchemy statements per call costs
     more than running them, so the hot path reuses these with bound parameters
@@ -84,7 +85,7 @@ def task_update(
     return stmt
 
 
-def step_update(set_keys: tuple[str, ...], add_keys: tuple[str, ...] = ()) -> Any:
+def step_update(set_keys: tuple[str, ...], add_keys: tuple[str, ...] = ()) -> Update:
     """A prebuilt UPDATE of one step (p_task, p_key), like `task_update`."""
     key = ("step", set_keys, add_keys)
     stmt = _STATEMENTS.get(key)
@@ -97,7 +98,7 @@ def step_update(set_keys: tuple[str, ...], add_keys: tuple[str, ...] = ()) -> An
     return stmt
 
 
-def update_step(tx: Tx, task_id: int, key: str, add: dict[str, Any] | None = None, **values: Any) -> None:
+def update_step(tx: Tx, task_id: int, key: str, add: Mapping[str, object] | None = None, **values: object) -> None:
     """Update one step, at commit time (`Tx.run_later`); a step that is not there is an error."""
     inc = add or {}
     params: dict[str, Any] = {"p_task": task_id, "p_key": key}
@@ -107,8 +108,10 @@ def update_step(tx: Tx, task_id: int, key: str, add: dict[str, Any] | None = Non
                  lambda: LookupError(f"task {task_id} has no step {key!r}"))  # fmt: skip
 
 
-def task_params(task_id: int, fence: str | None, values: dict[str, Any], add: dict[str, Any]) -> dict[str, Any]:
-    params: dict[str, Any] = {"p_id": task_id, "p_fence": fence}
+def task_params(
+    task_id: int, fence: str | None, values: Mapping[str, object], add: Mapping[str, object]
+) -> dict[str, object]:
+    params: dict[str, object] = {"p_id": task_id, "p_fence": fence}
     params.update({f"v_{k}": v for k, v in values.items()})
     params.update({f"a_{k}": v for k, v in add.items()})
     return params
@@ -200,12 +203,12 @@ def waiting_step(task_id: int) -> Select[Any]:
     return select(STEP.c.id).where(STEP.c.task_id == task_id, STEP.c.state == StepState.WAITING.value)
 
 
-def steps_in(task_id: int, states: Collection[str], values: Mapping[str, Any]) -> Update:
+def steps_in(task_id: int, states: Collection[str], values: Mapping[str, object]) -> Update:
     """Set `values` on the task's steps that are in one of `states`."""
     return update(STEP).where(STEP.c.task_id == task_id, STEP.c.state.in_(sorted(states))).values(**values)
 
 
-def step_set(task_id: int, keys: Collection[str], values: Mapping[str, Any]) -> Update:
+def step_set(task_id: int, keys: Collection[str], values: Mapping[str, object]) -> Update:
     """Set `values` on the task's steps named `keys`."""
     return update(STEP).where(STEP.c.task_id == task_id, STEP.c.key.in_(list(keys))).values(**values)
 
@@ -224,11 +227,11 @@ def approval_record(approval_id: int) -> Select[Any]:
     return select(APPROVAL).where(APPROVAL.c.id == approval_id)
 
 
-def approval_set(approval_id: int, values: Mapping[str, Any]) -> Update:
+def approval_set(approval_id: int, values: Mapping[str, object]) -> Update:
     return update(APPROVAL).where(APPROVAL.c.id == approval_id).values(**values)
 
 
-def approval_insert(values: Mapping[str, Any]) -> Insert:
+def approval_insert(values: Mapping[str, object]) -> Insert:
     return insert(APPROVAL).values(**values).returning(APPROVAL.c.id)
 
 
@@ -247,7 +250,7 @@ def approvals_pending_with_tasks() -> Select[Any]:
             .where(APPROVAL.c.state == "pending").with_for_update(skip_locked=True, of=APPROVAL))  # fmt: skip
 
 
-def schedule_insert(values: Mapping[str, Any]) -> Insert:
+def schedule_insert(values: Mapping[str, object]) -> Insert:
     return insert(SCHEDULE).values(**values).returning(SCHEDULE.c.id)
 
 
@@ -278,7 +281,7 @@ NEXT_WAKE = select(func.min(STEP.c.wake_at)).where(
 PLAN_TRIES = select(func.count()).where(EVENT.c.task_id == bindparam("p_task"), EVENT.c.kind == "plan.retry")
 
 
-def outbox_once(dialect: Dialect, row: Mapping[str, Any]) -> Upsert:
+def outbox_once(dialect: Dialect, row: Mapping[str, object]) -> Upsert:
     """Write a message once per idempotency key; a row the platform refused
     (never posted) is sent again."""
     again = {"state": "pending", "attempts": 0, "error": None, "next_attempt_at": row["next_attempt_at"]}
@@ -300,7 +303,7 @@ def spent(platform: str, person: str, day: str) -> Select[Any]:
 # -- roles (tasks/store/roles.py) ---------------------------------------------------------
 
 
-def role_hold(dialect: Dialect, name: str, holder: str, until: datetime, now: datetime) -> Any:
+def role_hold(dialect: Dialect, name: str, holder: str, until: datetime, now: datetime) -> Insert:
     """Take or renew a role in one upsert; returns the holder it has after."""
     ins = dialect.insert(LEASE).values(name=name, holder=holder, expires_at=until)
     return ins.on_conflict_do_update(
@@ -320,11 +323,11 @@ def role_holder(name: str, now: datetime) -> Select[Any]:
 # -- the console's transcript (tasks/store/transcript.py) -------------------------------
 
 
-def message_insert(values: Mapping[str, Any]) -> Insert:
+def message_insert(values: Mapping[str, object]) -> Insert:
     return insert(MESSAGE).values(**values).returning(MESSAGE.c.id)
 
 
-def message_edit(platform: str, message_id: int, values: Mapping[str, Any]) -> Update:
+def message_edit(platform: str, message_id: int, values: Mapping[str, object]) -> Update:
     return (update(MESSAGE).where(MESSAGE.c.id == message_id, MESSAGE.c.platform == platform)
             .values(**values).returning(*MESSAGE.c))  # fmt: skip
 
@@ -398,14 +401,14 @@ def step_seconds(dialect: Dialect, buckets: Sequence[float]) -> Select[Any]:
 
 PING = text("SELECT 1")
 
-_INTAKE: dict[tuple[str, tuple[str, ...]], Any] = {}
+_INTAKE: dict[tuple[str, tuple[str, ...]], Insert] = {}
 SAME_TASK = select(TASK.c.id).where(
     TASK.c.platform == bindparam("p_platform"), TASK.c.tenant == bindparam("p_tenant"),
     TASK.c.dedupe_key == bindparam("p_dedupe"),
 )  # fmt: skip
 
 
-def intake(dialect: Dialect, keys: tuple[str, ...]) -> Any:
+def intake(dialect: Dialect, keys: tuple[str, ...]) -> Insert:
     """The prebuilt INSERT of a new task that does nothing when its dedupe key is taken."""
     stmt = _INTAKE.get((dialect.name, keys))
     if stmt is None:
@@ -440,12 +443,12 @@ def task_hold(task_id: int) -> Select[Any]:
     return select(TASK.c.state, TASK.c.lease_holder).where(TASK.c.id == task_id)
 
 
-def task_let_go(task_id: int, worker: str, values: Mapping[str, Any]) -> Update:
+def task_let_go(task_id: int, worker: str, values: Mapping[str, object]) -> Update:
     """A worker lets go of its task (with `values`), if it still holds it."""
     return update(TASK).where(TASK.c.id == task_id, TASK.c.lease_holder == worker).values(**values)
 
 
-def outbox_post(dialect: Dialect, row: Mapping[str, Any]) -> Upsert:
+def outbox_post(dialect: Dialect, row: Mapping[str, object]) -> Upsert:
     """A message, written once per idempotency key when it has one."""
     ins = dialect.insert(OUTBOX).values(**row)
     return ins.on_conflict_do_nothing(index_elements=["idempotency_key"]) if row["idempotency_key"] is not None else ins
@@ -470,7 +473,7 @@ def outbox_of_cards(keys: Collection[str]) -> Select[Any]:
     return select(OUTBOX).where(OUTBOX.c.card_key.in_(keys), OUTBOX.c.state.in_(["pending", "sending"]))
 
 
-def outbox_set(outbox_id: int, values: Mapping[str, Any]) -> Update:
+def outbox_set(outbox_id: int, values: Mapping[str, object]) -> Update:
     return update(OUTBOX).where(OUTBOX.c.id == outbox_id).values(**values)
 
 
@@ -478,7 +481,7 @@ def outbox_superseded(ids: Collection[int]) -> Update:
     return update(OUTBOX).where(OUTBOX.c.id.in_(ids), OUTBOX.c.state == "pending").values(state="superseded")
 
 
-def outbox_sent(outbox_id: int, message: Mapping[str, Any] | None, now: datetime) -> Update:
+def outbox_sent(outbox_id: int, message: Mapping[str, object] | None, now: datetime) -> Update:
     """The platform took the row; returns what the card and a waiting step need."""
     return (update(OUTBOX).where(OUTBOX.c.id == outbox_id)
             .values(state="sent", sent_at=now, message=message, error=None)
@@ -491,7 +494,7 @@ def outbox_dead(outbox_id: int, error: str) -> Update:
             .returning(OUTBOX.c.task_id, OUTBOX.c.idempotency_key))  # fmt: skip
 
 
-def card_posted(dialect: Dialect, card_key: str, platform: str, message: Mapping[str, Any], now: datetime) -> Upsert:
+def card_posted(dialect: Dialect, card_key: str, platform: str, message: Mapping[str, object], now: datetime) -> Upsert:
     """Where a card was delivered (its platform message), so later updates edit it."""
     ins = dialect.insert(CARD).values(card_key=card_key, platform=platform, message=message, updated_at=now)
     return ins.on_conflict_do_update(index_elements=["card_key"], set_={"message": message, "updated_at": now})
@@ -540,7 +543,7 @@ def cards_posted(keys: Collection[str]) -> Select[Any]:
     return select(CARD.c.card_key).where(CARD.c.card_key.in_(keys))
 
 
-def outbox_handed_back(ids: Collection[int], attempts: Any, now: datetime, reason: str) -> Update:
+def outbox_handed_back(ids: Collection[int], attempts: ColumnElement[int] | int, now: datetime, reason: str) -> Update:
     """Rows this process claimed (`sending`) and will not deliver: pending and due now."""
     return (update(OUTBOX).where(OUTBOX.c.id.in_(ids), OUTBOX.c.state == "sending")
             .values(state="pending", next_attempt_at=now, attempts=attempts, error=reason))  # fmt: skip

@@ -8,7 +8,7 @@ person should see it, an outbox row, in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,7 +35,7 @@ from tasks.store.rows import card_update, event_row, outbox_row
 from tasks.store.statements import BY_ID, CLAIMABLE_TASKS, task_params, task_update
 from tasks.store.statements import update_step as update_step
 from tasks.store.tx import Tx
-from tasks.store.views import Figures, TaskView
+from tasks.store.views import Figures, TaskOwner, TaskView
 
 
 class LeaseLost(Exception):
@@ -253,15 +253,15 @@ class Store:
         now: datetime,
         fence: str | None = None,
         kind: str | None = None,
-        detail: dict[str, Any] | None = None,
-        values: dict[str, Any] | None = None,
-        add: dict[str, Any] | None = None,
+        detail: Mapping[str, object] | None = None,
+        values: Mapping[str, object] | None = None,
+        add: Mapping[str, object] | None = None,
         card: bool = True,
         via: str | None = None,
         via_actor: str | None = None,
-        before: Sequence[dict[str, Any]] = (),
-        owner: Any = None,
-    ) -> Any:
+        before: Sequence[Mapping[str, object]] = (),
+        owner: TaskOwner | None = None,
+    ) -> TaskOwner:
         """Move a task to `target` (refusing illegal moves), write the event and
         queue a card refresh. Returns the task row's platform and conversation.
         `via`: pass through that state on the way, in the same write (both
@@ -308,7 +308,7 @@ class Store:
 
     def fenced_task_update(
         self, tx: Tx, task_id: int, fence: str, states: Sequence[str], *,
-        add: dict[str, Any] | None = None, **values: Any,
+        add: Mapping[str, object] | None = None, **values: object,
     ) -> None:  # fmt: skip
         """Update the task only while this worker holds it in one of `states`;
         run (and checked: `LeaseLost`) at commit time, see `Tx.run_later`."""
@@ -320,8 +320,8 @@ class Store:
 
     def fenced_task_row(
         self, tx: Tx, task_id: int, fence: str, states: Sequence[str], *,
-        add: dict[str, Any] | None = None, **values: Any,
-    ) -> Any:  # fmt: skip
+        add: Mapping[str, object] | None = None, **values: object,
+    ) -> TaskOwner:  # fmt: skip
         """`fenced_task_update` at once, returning the task's platform, conversation and requester."""
         inc = add or {}
         stmt = task_update(tuple(states), fenced=True, target=None, set_keys=tuple(sorted(values)),
@@ -329,7 +329,8 @@ class Store:
         found = tx.rows(stmt, task_params(task_id, fence, values, inc))
         if not found:
             raise LeaseLost(f"task {task_id} is no longer running under {fence}")
-        return found[0]
+        owner: TaskOwner = found[0]  # the RETURNING row: platform, conversation, requester
+        return owner
 
     # -- plain chat output ------------------------------------------------------
 
@@ -337,9 +338,9 @@ class Store:
         self,
         *,
         platform: str,
-        conversation: dict[str, Any],
+        conversation: Mapping[str, object],
         kind: str,
-        payload: dict[str, Any],
+        payload: Mapping[str, object],
         idempotency_key: str | None = None,
         task_id: int | None = None,
         now: datetime,

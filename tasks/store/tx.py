@@ -11,12 +11,14 @@ on PostgreSQL), and so are the fenced updates of `Tx.run_later`.
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection, Table, insert
 from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 
 if TYPE_CHECKING:
     from tasks.store import dialects
@@ -48,18 +50,19 @@ class Prepared:
         return self.results
 
     @classmethod
-    def compile(cls, stmt: Any, dialect: Dialect, keys: Sequence[str] | None = None) -> Prepared:
+    def compile(cls, stmt: ClauseElement, dialect: Dialect, keys: Sequence[str] | None = None) -> Prepared:
         compiled = stmt.compile(dialect=dialect, column_keys=list(keys) if keys is not None else None)
+        assert isinstance(compiled, SQLCompiler)  # a SQL statement, not DDL
         base = compiled.construct_params(_check=False)
         columns = getattr(compiled, "_result_columns", None) or []
         row = namedtuple("Row", [c[0] for c in columns], rename=True) if columns else None
         return cls(
             sql=compiled.string, order=tuple(compiled.positiontup) if compiled.positiontup else None,
             base={k: v for k, v in base.items() if v is not None},
-            binds=tuple(compiled._bind_processors.items()), row=row, types=tuple(c[3] for c in columns),
+            binds=_processors(compiled), row=row, types=tuple(c[3] for c in columns),
         )  # fmt: skip
 
-    def params(self, given: dict[str, Any]) -> Any:
+    def params(self, given: Mapping[str, object]) -> list[object] | dict[str, object]:
         p = {**self.base, **given}
         for k, f in self.binds:
             if k in p:
@@ -69,15 +72,22 @@ class Prepared:
         return p
 
 
+def _processors(compiled: SQLCompiler) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
+    """The bind conversions; a sequence of them belongs to a tuple-typed bind, which no
+    prebuilt statement has (one would fail when first run, as before)."""
+    procs = compiled._bind_processors.items()
+    return tuple((k, cast("Callable[[Any], Any]", f)) for k, f in procs)
+
+
 class Statements:
     """Prepared statements of one database, built on first use."""
 
     def __init__(self, dialect: Dialect, rows: dialects.Dialect):
         self.dialect = dialect
         self.rows = rows  # how this database writes many rows at once
-        self._cache: dict[tuple[int, tuple[str, ...] | None], tuple[Any, Prepared]] = {}
+        self._cache: dict[tuple[int, tuple[str, ...] | None], tuple[ClauseElement, Prepared]] = {}
 
-    def get(self, stmt: Any, keys: tuple[str, ...] | None = None) -> Prepared:
+    def get(self, stmt: ClauseElement, keys: tuple[str, ...] | None = None) -> Prepared:
         hit = self._cache.get((id(stmt), keys))
         if hit is None:
             hit = (stmt, Prepared.compile(stmt, self.dialect, keys))  # keeps stmt alive, so its id stays unique
@@ -89,8 +99,8 @@ class Statements:
 class _Later:
     """Runs of one prebuilt statement put off to commit time (see `Tx.run_later`)."""
 
-    stmt: Any
-    params: list[dict[str, Any]] = field(default_factory=list)
+    stmt: ClauseElement
+    params: list[Mapping[str, object]] = field(default_factory=list)
     missing: list[Callable[[], Exception]] = field(default_factory=list)
 
 
@@ -100,14 +110,14 @@ class Tx:
 
     conn: Connection
     statements: Statements
-    pending: dict[Table, list[dict[str, Any]]] = field(default_factory=dict)
+    pending: dict[Table, list[Mapping[str, object]]] = field(default_factory=dict)
     later: dict[int, _Later] = field(default_factory=dict)
     _cursor: Any = None
 
-    def insert_later(self, table: Table, row: dict[str, Any]) -> None:
+    def insert_later(self, table: Table, row: Mapping[str, object]) -> None:
         self.pending.setdefault(table, []).append(row)
 
-    def run_later(self, stmt: Any, params: dict[str, Any], missing: Callable[[], Exception]) -> None:
+    def run_later(self, stmt: ClauseElement, params: Mapping[str, object], missing: Callable[[], Exception]) -> None:
         """Run a prebuilt statement that must change exactly one row, at commit
         time, with every other run of it in this transaction as one executemany
         (one round trip on PostgreSQL instead of one each). If any run changed
@@ -124,7 +134,7 @@ class Tx:
             self._cursor = self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         return self._cursor
 
-    def rows(self, stmt: Any, params: dict[str, Any]) -> list[Any]:
+    def rows(self, stmt: ClauseElement, params: Mapping[str, object]) -> list[Any]:
         """Run a prebuilt statement (see `Prepared`); its rows, converted."""
         prep = self.statements.get(stmt)
         cur = self._raw()
@@ -144,7 +154,7 @@ class Tx:
             out.append(prep.row._make(raw))
         return out
 
-    def run(self, stmt: Any, params: dict[str, Any]) -> int:
+    def run(self, stmt: ClauseElement, params: Mapping[str, object]) -> int:
         """Run a prebuilt statement with no rows to read; the rows it changed."""
         prep = self.statements.get(stmt)
         cur = self._raw()
@@ -174,10 +184,10 @@ class Tx:
         self.pending.clear()
 
 
-_INSERTS: dict[Table, Any] = {}
+_INSERTS: dict[Table, ClauseElement] = {}
 
 
-def _insert_of(table: Table) -> Any:
+def _insert_of(table: Table) -> ClauseElement:
     stmt = _INSERTS.get(table)
     if stmt is None:
         stmt = _INSERTS[table] = insert(table).inline()  # no RETURNING of generated keys

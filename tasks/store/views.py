@@ -5,14 +5,27 @@ ORM records: the same values the plan inserted)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from tasks.store.models import Approval, Step, Task
 
 S = TypeVar("S", Step, "PlannedStep")
+
+
+class TaskOwner(Protocol):
+    """What never changes on a task and every write about it needs: where its card and
+    messages go and whose budget it spends. A `Task` is one; so is the row a task
+    update returns (`RETURNING platform, conversation, requester`)."""
+
+    @property
+    def platform(self) -> str: ...
+    @property
+    def conversation(self) -> Mapping[str, object] | None: ...
+    @property
+    def requester(self) -> str: ...
 
 
 @dataclass(slots=True)
