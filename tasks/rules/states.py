@@ -50,7 +50,7 @@ _ALLOWED: dict[TaskState, frozenset[TaskState]] = {
     T.PLANNING: frozenset({T.RUNNING, T.WAITING, T.PAUSED, T.FAILED, T.CANCELLED}),
     T.RUNNING: frozenset({T.WAITING, T.PAUSED, T.SUCCEEDED, T.FAILED, T.CANCELLED}),
     T.WAITING: frozenset({T.RUNNING, T.PAUSED, T.FAILED, T.CANCELLED, T.EXPIRED}),
-    T.PAUSED: frozenset({T.QUEUED, T.RUNNING, T.CANCELLED, T.FAILED}),
+    T.PAUSED: frozenset({T.QUEUED, T.RUNNING, T.WAITING, T.CANCELLED, T.FAILED}),  # resume goes back to where it was
     T.FAILED: frozenset({T.RUNNING}),  # retry from the failed step
     T.EXPIRED: frozenset({T.RUNNING}),  # retry: ask for approval again
     T.SUCCEEDED: frozenset(),

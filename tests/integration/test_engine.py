@@ -236,6 +236,18 @@ async def test_effect_waits_for_approval_and_runs_once_approved(h: Harness) -> N
     assert posts[0].conversation["channel"] == "eng"
 
 
+async def test_a_task_paused_while_it_waits_for_approval_resumes_waiting_and_runs_once_approved(h: Harness) -> None:
+    task_id = await h.submit(playbook="announce", params={"channel": "eng", "text": "hello"})
+    await h.drain()
+    await h.controls.pause(task_id, "alice", now=h.clock())
+    assert await h.controls.resume(task_id, "alice", h.clock()) == "waiting_approval"
+    (approval,) = (await h.store.view(task_id)).approvals
+    assert (await h.controls.decide(approval.id, person("alice"), True, h.clock())).accepted
+    await settle(h.engine, h.store, h.clock)
+    assert (await h.store.get_task(task_id)).state == "succeeded"  # type: ignore[union-attr]
+    assert len([r for r in await h.outbox.rows(task_id) if r.kind == "message"]) == 1
+
+
 async def test_reject_fails_the_task(h: Harness) -> None:
     task_id = await h.submit(playbook="announce", params={"channel": "eng", "text": "hi"})
     await h.drain()
