@@ -52,8 +52,9 @@ async def server(sqlite_url: str) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def page(server: str) -> AsyncIterator[object]:
-    from playwright.async_api import async_playwright
+    from playwright.async_api import async_playwright, expect
 
+    expect.set_options(timeout=WAIT_MS)  # assertions wait as long as actions: a loaded 2-core CI is slow
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         context = await browser.new_context(viewport={"width": 1280, "height": 860})
