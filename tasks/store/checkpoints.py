@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypedDict, cast
 
+from tasks.rules.plans import StepJSON
 from tasks.rules.states import StepState, TaskState
 from tasks.skills.base import StepResult
 from tasks.store import statements as sql
@@ -38,17 +39,10 @@ class StepRow(TypedDict):
     idempotency_key: str
 
 
-class _PlannedJSON(TypedDict, total=False):
-    key: str
-    skill: str
-    args: dict[str, object]
-    depends_on: list[str]
-
-
 def step_rows(task_id: int, plan: Mapping[str, object]) -> list[StepRow]:
     """The step records of a new plan, before any of them ran. The plan is a checked
     one (`parse_plan`, a playbook's, `gate_plan`): its steps have the shape of `PlanStep.to_json`."""
-    steps = cast("list[_PlannedJSON]", plan["steps"])
+    steps = cast("list[StepJSON]", plan["steps"])
     return [
         {"task_id": task_id, "key": s["key"], "skill": s["skill"], "args": s.get("args") or {},
          "depends_on": list(s.get("depends_on") or []), "position": i, "state": StepState.PENDING.value,
