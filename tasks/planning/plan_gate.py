@@ -9,7 +9,7 @@ approval card, and a decision only by a person's click.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, cast
+from typing import ClassVar, cast
 
 from tasks.rules.json_types import JSON
 from tasks.rules.plans import PLAN_GATE, StepJSON
@@ -24,7 +24,7 @@ class PlanGate(Skill):
     idempotent = True
     max_attempts = 1
 
-    async def run(self, ctx: StepContext, args: dict[str, Any]) -> StepResult:
+    async def run(self, ctx: StepContext, args: Mapping[str, JSON]) -> StepResult:
         return StepResult(output={"approved": True})
 
     def describe(self, args: Mapping[str, JSON]) -> dict[str, JSON]:

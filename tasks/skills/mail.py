@@ -101,7 +101,7 @@ class EmailSend(Skill):
         except ValueError as e:
             raise SkillError(f"email.send: {e}", retryable=False) from e
 
-    async def run(self, ctx: StepContext, args: dict[str, Any]) -> StepResult:
+    async def run(self, ctx: StepContext, args: Mapping[str, JSON]) -> StepResult:
         msg = build_message(self.policy.email_from, args, ctx.idempotency_key)
         try:
             await asyncio.to_thread(_send, self.server(), msg, self.timeout / 2)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tasks.rules.egress import url_host
+from tasks.rules.json_types import JSON
 from tasks.rules.policy import Policy
 from tasks.skills.base import Effect, Skill, SkillError, StepContext, StepResult
 
@@ -78,7 +79,7 @@ class McpTool(Skill):
         """A tool that reads a URL it is given (a fetch tool) sends data to that host."""
         return next((h for k in ("url", "uri") if (h := url_host(args.get(k)))), None)
 
-    async def run(self, ctx: StepContext, args: dict[str, Any]) -> StepResult:
+    async def run(self, ctx: StepContext, args: Mapping[str, JSON]) -> StepResult:
         from mcp import MCPError
 
         try:
