@@ -81,7 +81,7 @@ class StepContext:
     step_key: str
     idempotency_key: str
     requester: str
-    conversation: dict[str, Any]
+    conversation: dict[str, object]
     now: datetime
     attempt: int
     platform: str = ""

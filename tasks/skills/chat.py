@@ -8,7 +8,7 @@ other people's words: untrusted when it reaches a model.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Protocol
+from typing import ClassVar, Protocol
 
 from tasks.rules.json_types import JSON, whole
 from tasks.skills.base import Effect, Skill, SkillError, StepContext, StepResult
@@ -20,7 +20,7 @@ class ChatReader(Protocol):
     """Reads up to `limit` recent messages of a conversation, oldest first, as
     dicts with `user`, `text` and `ts`."""
 
-    async def __call__(self, conversation: dict[str, Any], limit: int) -> list[dict[str, Any]]: ...
+    async def __call__(self, conversation: dict[str, object], limit: int) -> list[dict[str, object]]: ...
 
 
 class ChatHistory(Skill):

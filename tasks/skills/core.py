@@ -19,7 +19,7 @@ class TargetCheck(Protocol):
     """Why the bot cannot post to a conversation (no such channel, not a member),
     or None when it can or cannot tell; lent by the bot to `chat.post` when it builds it."""
 
-    async def __call__(self, conversation: dict[str, Any]) -> str | None: ...
+    async def __call__(self, conversation: dict[str, object]) -> str | None: ...
 
 
 class Wait(Skill):
