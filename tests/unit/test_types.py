@@ -1,9 +1,7 @@
 """Honest types (issue 11, item 5): the public signatures of the engine, store, planning and
 skills rooms name the real types. A public function, method, class attribute or module
 variable whose annotation mentions `Any` fails this scan unless it is on the allow-list
-below, each entry with the reason no honest type fits, or on the pending list of names not
-yet given their real types (mostly the JSON columns of the models and the skills' `args`),
-which may only shrink."""
+below, each entry with the reason no honest type fits."""
 
 from __future__ import annotations
 
@@ -46,14 +44,6 @@ ALLOWED: dict[str, str] = {
     "tasks/skills/mcp.py:McpTool.__init__": _MCP,
     "tasks/skills/mcp.py:list_tools": _MCP,
 }
-
-# Not yet given their real types: this list may only shrink (a name that no longer uses
-# `Any` must leave it, and no new name may join it).
-PENDING: set[str] = {
-    "tasks/skills/llm_client.py:Completion.as_message",
-    "tasks/skills/llm_client.py:LLM.complete",
-}
-
 
 # `Select[Any]`: SQLAlchemy Core types a SELECT by its row tuple, and the columns of a
 # `Table` (`TASK.c.state`) are `Column[Any]`, so no honest row type exists for them; the
@@ -141,15 +131,13 @@ def _scanned() -> list[Path]:
 
 
 def test_public_signatures_of_the_task_rooms_do_not_use_any() -> None:
-    found = [name for path in _scanned() for name in _offences(path) if name not in set(ALLOWED) | PENDING]
+    found = [name for path in _scanned() for name in _offences(path) if name not in ALLOWED]
     assert found == []
 
 
 def test_the_allow_list_names_only_what_still_needs_it() -> None:
     found = {name for path in _scanned() for name in _offences(path)}
     assert set(ALLOWED) <= found, "remove allow-list entries that no longer use Any"
-    assert found >= PENDING, "remove pending entries that no longer use Any"
-    assert not set(ALLOWED) & PENDING
 
 
 def test_the_scan_sees_any_in_parameters_returns_attributes_and_strings() -> None:
