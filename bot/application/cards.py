@@ -112,7 +112,11 @@ def _outcome(task: Task, state: str, effects: Sequence[str]) -> list[str]:
 
 def effects_of(events: Sequence[Event]) -> list[str]:
     """What the task's steps did, from their `step.succeeded` events."""
-    return [e for ev in events if ev.kind == "step.succeeded" for e in (ev.detail or {}).get("effects", [])]
+    return [str(e) for ev in events if ev.kind == "step.succeeded" for e in _listed((ev.detail or {}).get("effects"))]
+
+
+def _listed(value: object) -> list[object]:
+    return value if isinstance(value, list) else []
 
 
 def shown_approvals(approvals: Sequence[Approval]) -> list[Approval]:
@@ -154,7 +158,8 @@ def _approval_details(approval: Approval) -> list[str]:
         body.append(f"Why a person is asked: {s['why']}")
     if s.get("text"):
         body.append(f"Text to be posted:\n{s['text']}")
-    shown = {k: v for k, v in (s.get("args") or {}).items() if k != "text"}
+    args = s.get("args")
+    shown = {k: v for k, v in args.items() if k != "text"} if isinstance(args, dict) else {}
     if shown:
         body.append("Arguments: " + json.dumps(shown, ensure_ascii=False, default=str)[:1500])
     return body

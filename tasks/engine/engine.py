@@ -294,7 +294,12 @@ class Engine:
     async def _limits(self, task: Task, turn: TurnState, budget: Budget, rules: Rules,
                       now: datetime) -> tuple[str, str] | None:  # fmt: skip
         timeout = (task.plan or {}).get("timeout_seconds")
-        if timeout and task.started_at and (now - task.started_at).total_seconds() > float(timeout):
+        if (
+            isinstance(timeout, int | float | str)
+            and timeout
+            and task.started_at
+            and (now - task.started_at).total_seconds() > float(timeout)
+        ):
             return TaskState.FAILED.value, f"timed out after {float(timeout):.0f}s"
         usage = Usage(steps=turn.steps_run, tokens=turn.tokens, dollars=turn.cost, started_at=task.started_at)
         reason = over_budget(budget, usage, now)

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from tasks.engine.faults import crash_point
 from tasks.rules import binding, egress
@@ -58,7 +58,7 @@ class TurnState:
             deps={s.key: tuple(s.depends_on or ()) for s in steps},
             wake={s.key: s.wake_at for s in steps},
             attempts={s.key: s.attempts for s in steps},
-            results={s.key: s.result for s in steps if s.state == S.SUCCEEDED},
+            results={s.key: cast(JSON, s.result) for s in steps if s.state == S.SUCCEEDED},  # a JSON column
             errors={s.key: s.error or "" for s in steps},
             intents={s.key for s in steps if s.state == S.RUNNING and s.intent_at is not None},
             saved={s.key: s.result for s in steps if s.state != S.SUCCEEDED and isinstance(s.result, dict)},
@@ -103,7 +103,7 @@ class TurnState:
         times = [t for k, t in self.wake.items() if t is not None and self.states[k] in (S.PENDING, S.SLEEPING)]
         return min(times) if times else None
 
-    def scope(self, task: Task) -> dict[str, Any]:
+    def scope(self, task: Task) -> dict[str, object]:
         return binding.scope(task, self.results)
 
 

@@ -16,6 +16,8 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from openai.types.chat import ChatCompletionMessageParam, ChatCompletionNamedToolChoiceParam
+
 from tasks.planning.planner import PlanDraft
 from tasks.rules.json_types import JSON
 from tasks.rules.plans import PLAN_GATE, Plan, PlanError, PlanLater, parse_plan
@@ -122,7 +124,7 @@ class LLMPlanner:
         if not skills:
             raise PlanError("no skill is allowed here, so there is nothing to plan with")
         by_name = {s.name: s for s in skills}
-        messages: list[dict[str, Any]] = [
+        messages: list[ChatCompletionMessageParam] = [
             {"role": "system", "content": SYSTEM + catalogue(skills)},
             {"role": "user", "content": _request(task)},
         ]
@@ -141,8 +143,8 @@ class LLMPlanner:
             return PlanDraft(plan.to_json(), tokens=tokens, cost=cost)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _call(self, messages: list[dict[str, Any]], tool: dict[str, Any]) -> Completion:
-        choice = {"type": "function", "function": {"name": SUBMIT}}
+    async def _call(self, messages: list[ChatCompletionMessageParam], tool: dict[str, Any]) -> Completion:
+        choice: ChatCompletionNamedToolChoiceParam = {"type": "function", "function": {"name": SUBMIT}}
         for attempt in range(1, self.attempts + 1):
             try:
                 return await self.llm.complete(messages, tools=[tool], tool_choice=choice)
@@ -174,7 +176,7 @@ def _submitted(reply: Completion) -> Any:
         raise PlanError(f"the {SUBMIT} arguments are not valid JSON: {e}") from e
 
 
-def _refusal(reply: Completion, reason: str) -> list[dict[str, Any]]:
+def _refusal(reply: Completion, reason: str) -> list[ChatCompletionMessageParam]:
     """The model's answer and why it was refused, so it can submit a corrected plan."""
     text = f"The plan was refused: {reason}. Call {SUBMIT} again with a corrected plan."
     calls = [c for c in reply.tool_calls if c.name == SUBMIT]

@@ -9,10 +9,10 @@ approval card, and a decision only by a person's click.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import ClassVar, cast
 
 from tasks.rules.json_types import JSON
-from tasks.rules.plans import PLAN_GATE
+from tasks.rules.plans import PLAN_GATE, StepJSON
 from tasks.skills.base import Effect, Skill, StepContext, StepResult
 
 
@@ -24,11 +24,12 @@ class PlanGate(Skill):
     idempotent = True
     max_attempts = 1
 
-    async def run(self, ctx: StepContext, args: dict[str, Any]) -> StepResult:
+    async def run(self, ctx: StepContext, args: Mapping[str, JSON]) -> StepResult:
         return StepResult(output={"approved": True})
 
-    def describe(self, args: Mapping[str, Any]) -> dict[str, JSON]:
-        lines = [f"{s['key']}: {s['skill']} {s.get('args') or {}}" for s in args.get("steps", [])]
+    def describe(self, args: Mapping[str, JSON]) -> dict[str, JSON]:
+        steps = cast("list[StepJSON]", args.get("steps", []))  # what `gate_plan` put in the gate's args
+        lines = [f"{s['key']}: {s['skill']} {s.get('args') or {}}" for s in steps]
         return {
             "skill": self.name,
             "text": "Run this plan?\n" + "\n".join(lines),
@@ -36,9 +37,10 @@ class PlanGate(Skill):
         }
 
 
-def gate_plan(plan: Mapping[str, Any]) -> dict[str, Any]:
-    """The plan with a first step asking approval of all the others. Pure."""
-    steps = [dict(s) for s in plan["steps"]]
+def gate_plan(plan: Mapping[str, object]) -> dict[str, object]:
+    """The plan with a first step asking approval of all the others (a checked plan:
+    its steps have the shape of `PlanStep.to_json`). Pure."""
+    steps = [StepJSON(**s) for s in cast("list[StepJSON]", plan["steps"])]
     keys = {s["key"] for s in steps}
     key = next(k for k in ("plan", "_plan", "_plan_gate") if k not in keys)
     shown = [{"key": s["key"], "skill": s["skill"], "args": s.get("args") or {}} for s in steps]

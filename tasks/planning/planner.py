@@ -4,7 +4,7 @@ planner when one is configured."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from tasks.planning.playbooks import Playbook
 from tasks.rules.plans import PlanError
@@ -19,7 +19,7 @@ NO_LLM = (
 
 @dataclass(frozen=True)
 class PlanDraft:
-    plan: dict[str, Any]
+    plan: dict[str, object]
     tokens: int = 0
     cost: float = 0.0
     checked: bool = False  # already checked by `parse_plan` against these skills (a playbook's, at load)

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from tasks.rules.json_types import JSON
-from tasks.rules.plans import PlanError, parse_plan
+from tasks.rules.plans import PlanError, StepJSON, parse_plan
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
@@ -49,22 +49,22 @@ class Playbook:
     name: str
     description: str
     params: tuple[Param, ...]
-    steps: tuple[dict[str, Any], ...]
+    steps: tuple[StepJSON, ...]
     timeout_seconds: float | None = None
-    budget: dict[str, Any] = field(default_factory=dict)
+    budget: dict[str, object] = field(default_factory=dict)
     source: str = ""
 
     def usage(self) -> str:
         parts = [f"{p.name}=…" if p.required else f"[{p.name}=…]" for p in self.params]
         return " ".join([f"run {self.name}", *parts])
 
-    def bind(self, given: Mapping[str, str]) -> dict[str, Any]:
+    def bind(self, given: Mapping[str, str]) -> dict[str, JSON]:
         """Check and convert `key=value` params; a clear error names what is wrong."""
         known = {p.name for p in self.params}
         extra = sorted(set(given) - known)
         if extra:
             raise PlaybookError(f"{self.name} takes no parameter {extra[0]!r}. Usage: {self.usage()}")
-        out: dict[str, Any] = {}
+        out: dict[str, JSON] = {}
         for p in self.params:
             if p.name in given:
                 out[p.name] = _convert(self.name, p, given[p.name])
@@ -74,8 +74,8 @@ class Playbook:
                 raise PlaybookError(f"{self.name} needs {p.name}. Usage: {self.usage()}")
         return out
 
-    def plan(self) -> dict[str, Any]:
-        plan: dict[str, Any] = {"summary": self.description, "steps": [dict(s) for s in self.steps]}
+    def plan(self) -> dict[str, object]:
+        plan: dict[str, object] = {"summary": self.description, "steps": [dict(s) for s in self.steps]}
         if self.timeout_seconds:
             plan["timeout_seconds"] = self.timeout_seconds
         return plan

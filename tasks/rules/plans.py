@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from tasks.rules.states import StepState
 
@@ -28,6 +28,15 @@ class PlanLater(Exception):
         super().__init__(reason)
         self.retry_after = retry_after
         self.cause = cause  # what failed, fit to show a person: the error's class, no message
+
+
+class StepJSON(TypedDict, total=False):
+    """A step of a checked plan as JSON (`PlanStep.to_json`), as plans are stored."""
+
+    key: str
+    skill: str
+    args: dict[str, object]
+    depends_on: list[str]
 
 
 @dataclass(frozen=True)

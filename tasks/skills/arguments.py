@@ -12,7 +12,7 @@ from typing import Any
 
 import jsonschema
 
-from tasks.rules.plans import PlanError, render_args
+from tasks.rules.plans import PlanError, StepJSON, render_args
 from tasks.skills.base import Skill, SkillRegistry
 
 
@@ -73,7 +73,7 @@ def _checker(args_schema: Mapping[str, Any], later: frozenset[str]) -> _Checker:
     return checker
 
 
-def playbook_error(name: str, steps: Sequence[Mapping[str, Any]], params: Mapping[str, Any],
+def playbook_error(name: str, steps: Sequence[StepJSON], params: Mapping[str, object],
                    registry: SkillRegistry) -> str | None:  # fmt: skip
     """Why a playbook's steps cannot run with these parameters (a limit of a skill's
     schema, say), in words for the person who ran it; or None. Arguments that
@@ -81,7 +81,7 @@ def playbook_error(name: str, steps: Sequence[Mapping[str, Any]], params: Mappin
     scope = {**params, "params": dict(params)}
     for step in steps:
         skill = registry.get(str(step["skill"]))
-        filled: dict[str, Any] = {}
+        filled: dict[str, object] = {}
         later: set[str] = set()
         for key, value in (step.get("args") or {}).items():
             try:

@@ -81,7 +81,7 @@ class StepContext:
     step_key: str
     idempotency_key: str
     requester: str
-    conversation: dict[str, Any]
+    conversation: dict[str, object]
     now: datetime
     attempt: int
     platform: str = ""
@@ -104,17 +104,17 @@ class Skill:
     max_attempts: ClassVar[int] = 3
     timeout: ClassVar[float] = 60.0
 
-    async def run(self, ctx: StepContext, args: dict[str, Any]) -> StepResult:
+    async def run(self, ctx: StepContext, args: Mapping[str, JSON]) -> StepResult:
         raise NotImplementedError
 
-    async def reconcile(self, ctx: StepContext, args: dict[str, Any]) -> StepResult | None:
+    async def reconcile(self, ctx: StepContext, args: Mapping[str, JSON]) -> StepResult | None:
         """After a crash between intent and outcome: the result if the effect
         happened, None if it did not. Idempotent skills may simply run again."""
         if self.idempotent:
             return None
         raise CannotTell(f"{self.name} cannot tell whether its effect happened")
 
-    async def preflight(self, ctx: StepContext, args: dict[str, Any]) -> None:
+    async def preflight(self, ctx: StepContext, args: Mapping[str, JSON]) -> None:
         """Before a person is asked to approve the step: raise a SkillError when
         it cannot work (its target does not exist, say), so nobody approves it
         in vain. The default checks nothing."""

@@ -7,9 +7,10 @@ other people's words: untrusted when it reaches a model.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Protocol
+from collections.abc import Mapping
+from typing import ClassVar, Protocol
 
-from tasks.rules.json_types import JSON
+from tasks.rules.json_types import JSON, whole
 from tasks.skills.base import Effect, Skill, SkillError, StepContext, StepResult
 
 MAX_MESSAGES = 200
@@ -19,7 +20,7 @@ class ChatReader(Protocol):
     """Reads up to `limit` recent messages of a conversation, oldest first, as
     dicts with `user`, `text` and `ts`."""
 
-    async def __call__(self, conversation: dict[str, Any], limit: int) -> list[dict[str, Any]]: ...
+    async def __call__(self, conversation: dict[str, object], limit: int) -> list[dict[str, object]]: ...
 
 
 class ChatHistory(Skill):
@@ -46,7 +47,7 @@ class ChatHistory(Skill):
     def __init__(self, reader: ChatReader | None = None) -> None:
         self.reader = reader
 
-    async def run(self, ctx: StepContext, args: dict[str, Any]) -> StepResult:
+    async def run(self, ctx: StepContext, args: Mapping[str, JSON]) -> StepResult:
         reader = self.reader
         if reader is None:
             raise SkillError("chat.history: this bot cannot read chat history", retryable=False)
@@ -54,7 +55,7 @@ class ChatHistory(Skill):
         channel = str(args.get("channel") or "").strip()
         if channel and channel != conversation.get("channel"):
             conversation.update(channel=channel, thread=None)
-        limit = max(1, min(MAX_MESSAGES, int(args.get("limit") or 50)))
+        limit = max(1, min(MAX_MESSAGES, whole(args.get("limit"), 50)))
         try:
             got = await reader(conversation, limit)
         except SkillError:

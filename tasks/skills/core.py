@@ -19,7 +19,7 @@ class TargetCheck(Protocol):
     """Why the bot cannot post to a conversation (no such channel, not a member),
     or None when it can or cannot tell; lent by the bot to `chat.post` when it builds it."""
 
-    async def __call__(self, conversation: dict[str, Any]) -> str | None: ...
+    async def __call__(self, conversation: dict[str, object]) -> str | None: ...
 
 
 class Wait(Skill):
@@ -39,7 +39,7 @@ class Wait(Skill):
     effect = Effect.READ
     idempotent = True
 
-    async def run(self, ctx: StepContext, args: dict[str, Any]) -> StepResult:
+    async def run(self, ctx: StepContext, args: Mapping[str, JSON]) -> StepResult:
         # The deadline is worked out once and kept in the step: a retry or a restart
         # resumes the same wait, never one measured from the retry.
         saved = (ctx.saved or {}).get("until")
@@ -106,7 +106,7 @@ class ChatPost(Skill):
             conv.update(channel=channel, thread=None)
         return conv
 
-    async def preflight(self, ctx: StepContext, args: dict[str, Any]) -> None:
+    async def preflight(self, ctx: StepContext, args: Mapping[str, JSON]) -> None:
         check = self.targets
         target = self._target(ctx, args)
         elsewhere = target.get("channel") not in ("", None, ctx.conversation.get("channel"))
@@ -115,7 +115,7 @@ class ChatPost(Skill):
             raise SkillError(f"chat.post: cannot post to {args.get('channel') or 'the thread'}: {why}",
                              retryable=False)  # fmt: skip
 
-    async def run(self, ctx: StepContext, args: dict[str, Any]) -> StepResult:
+    async def run(self, ctx: StepContext, args: Mapping[str, JSON]) -> StepResult:
         text = str(args.get("text") or "").strip()
         if not text:
             raise SkillError("chat.post: nothing to post (text is empty)", retryable=False)
@@ -136,7 +136,7 @@ class ChatPost(Skill):
         return StepResult(output={"posted": True, "channel": target["channel"], "text": text},
                           effects=(f"posted a message to {where}",))  # fmt: skip
 
-    async def reconcile(self, ctx: StepContext, args: dict[str, Any]) -> StepResult | None:
+    async def reconcile(self, ctx: StepContext, args: Mapping[str, JSON]) -> StepResult | None:
         # The outbox row is written with the step's park: without it nothing was
         # posted (run again); with it, its delivery says what happened.
         if ctx.lookup_outbox is not None and await ctx.lookup_outbox(ctx.idempotency_key):

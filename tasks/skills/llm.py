@@ -4,10 +4,11 @@ material they work on (a page, a thread) is marked untrusted in the prompt."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from tasks.rules import untrusted
-from tasks.rules.json_types import JSON
+from tasks.rules.json_types import JSON, whole
 from tasks.skills.base import Effect, Skill, StepContext, StepResult
 from tasks.skills.llm_client import LLM
 
@@ -59,8 +60,8 @@ class Summarize(_LLMSkill):
     }
     role = "You summarize material for busy colleagues: accurate, brief, no invented facts."
 
-    async def run(self, ctx: StepContext, args: dict[str, Any]) -> StepResult:
-        words = int(args.get("max_words") or 150)
+    async def run(self, ctx: StepContext, args: Mapping[str, JSON]) -> StepResult:
+        words = whole(args.get("max_words"), 150)
         request = f"Summarize the material below in at most {words} words."
         if args.get("instructions"):
             request += f" {args['instructions']}"
@@ -85,6 +86,6 @@ class Draft(_LLMSkill):
     }
     role = "You write clear, friendly workplace messages. Reply with the text only."
 
-    async def run(self, ctx: StepContext, args: dict[str, Any]) -> StepResult:
+    async def run(self, ctx: StepContext, args: Mapping[str, JSON]) -> StepResult:
         material = str(args.get("context") or "")
         return await self.ask(str(args["instructions"]), material, str(args.get("source") or ""))

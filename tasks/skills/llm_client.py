@@ -17,6 +17,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import openai
+from openai.types.chat import ChatCompletionAssistantMessageParam, ChatCompletionToolChoiceOptionParam
 
 from tasks.rules.clock import utcnow
 from tasks.rules.json_types import JSON
@@ -51,9 +52,9 @@ class Completion:
     def tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
-    def as_message(self) -> dict[str, Any]:
+    def as_message(self) -> ChatCompletionAssistantMessageParam:
         """The assistant message to send back when the conversation goes on."""
-        msg: dict[str, Any] = {"role": "assistant", "content": self.text or None}
+        msg: ChatCompletionAssistantMessageParam = {"role": "assistant", "content": self.text or None}
         if self.tool_calls:
             msg["tool_calls"] = [
                 {
@@ -78,7 +79,7 @@ class LLM:
         messages: Sequence[Mapping[str, object]],
         *,
         tools: Sequence[Mapping[str, object]] | None = None,
-        tool_choice: Any = None,
+        tool_choice: ChatCompletionToolChoiceOptionParam | None = None,
         max_tokens: int | None = None,
     ) -> Completion:
         """One completion; raises SkillError (retryable or not) when the call fails."""

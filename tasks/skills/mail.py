@@ -11,7 +11,7 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 from urllib.parse import unquote, urlsplit
 
 from tasks.rules.json_types import JSON
@@ -44,14 +44,14 @@ class SmtpServer:
         )  # fmt: skip
 
 
-def build_message(sender: str, args: Mapping[str, Any], message_id: str) -> EmailMessage:
+def build_message(sender: str, args: Mapping[str, JSON], message_id: str) -> EmailMessage:
     """Pure: the email for the step's args."""
-    to = args["to"] if isinstance(args["to"], list) else [args["to"]]
+    to, cc = args["to"], args.get("cc")  # by the schema: an address or a list of them; a list of them
     msg = EmailMessage()
     msg["From"] = sender
-    msg["To"] = ", ".join(to)
-    if args.get("cc"):
-        msg["Cc"] = ", ".join(args["cc"])
+    msg["To"] = ", ".join(cast("list[str]", to if isinstance(to, list) else [to]))
+    if cc:
+        msg["Cc"] = ", ".join(cast("list[str]", cc))
     msg["Subject"] = str(args["subject"])
     msg["Message-ID"] = f"<{message_id}@cowork>"
     msg.set_content(str(args["body"]))
@@ -101,7 +101,7 @@ class EmailSend(Skill):
         except ValueError as e:
             raise SkillError(f"email.send: {e}", retryable=False) from e
 
-    async def run(self, ctx: StepContext, args: dict[str, Any]) -> StepResult:
+    async def run(self, ctx: StepContext, args: Mapping[str, JSON]) -> StepResult:
         msg = build_message(self.policy.email_from, args, ctx.idempotency_key)
         try:
             await asyncio.to_thread(_send, self.server(), msg, self.timeout / 2)

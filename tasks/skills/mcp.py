@@ -16,13 +16,25 @@ import concurrent.futures
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from tasks.rules.egress import url_host
+from tasks.rules.json_types import JSON
 from tasks.rules.policy import Policy
 from tasks.skills.base import Effect, Skill, SkillError, StepContext, StepResult
 
 log = logging.getLogger(__name__)
+
+
+class _ServerEntry(TypedDict, total=False):
+    """An entry of the policy's `mcp_servers`, as its documentation gives it."""
+
+    name: str
+    command: str
+    args: list[str]
+    env: dict[str, object]
+    url: str
+    timeout_seconds: float
 
 
 @dataclass(frozen=True)
@@ -33,14 +45,17 @@ class McpServer:
     env: dict[str, str] | None = None
     url: str | None = None
     timeout: float = 60.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, object] = field(default_factory=dict)
 
     @classmethod
-    def from_policy(cls, raw: Mapping[str, Any]) -> McpServer:
+    def from_policy(cls, raw: Mapping[str, object]) -> McpServer:
+        """A server of the policy file. The policy checks its name and its command or url;
+        the rest is handed on as written, for the `mcp` client to check."""
+        given = cast(_ServerEntry, raw)
         return cls(
-            name=str(raw["name"]), command=raw.get("command"), args=tuple(raw.get("args") or ()),
-            env={str(k): str(v) for k, v in (raw.get("env") or {}).items()} or None,
-            url=raw.get("url"), timeout=float(raw.get("timeout_seconds", 60.0)),
+            name=str(given["name"]), command=given.get("command"), args=tuple(given.get("args") or ()),
+            env={str(k): str(v) for k, v in (given.get("env") or {}).items()} or None,
+            url=given.get("url"), timeout=float(given.get("timeout_seconds", 60.0)),
         )  # fmt: skip
 
     def client(self) -> Any:
@@ -78,7 +93,7 @@ class McpTool(Skill):
         """A tool that reads a URL it is given (a fetch tool) sends data to that host."""
         return next((h for k in ("url", "uri") if (h := url_host(args.get(k)))), None)
 
-    async def run(self, ctx: StepContext, args: dict[str, Any]) -> StepResult:
+    async def run(self, ctx: StepContext, args: Mapping[str, JSON]) -> StepResult:
         from mcp import MCPError
 
         try:

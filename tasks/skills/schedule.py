@@ -6,8 +6,9 @@ enqueues a task at each fire time, through the `ScheduleBook` it is built with
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, ClassVar, Protocol
+from typing import ClassVar, Protocol
 
 from tasks.rules.json_types import JSON
 from tasks.skills.base import Effect, Skill, SkillError, StepContext, StepResult
@@ -123,7 +124,7 @@ class ScheduleCreate(Skill):
     def __init__(self, schedules: ScheduleBook | None = None) -> None:
         self.schedules = schedules
 
-    async def run(self, ctx: StepContext, args: dict[str, Any]) -> StepResult:
+    async def run(self, ctx: StepContext, args: Mapping[str, JSON]) -> StepResult:
         controls = self.schedules
         if controls is None:
             raise SkillError("schedule.create: schedules are not available here", retryable=False)
@@ -132,10 +133,12 @@ class ScheduleCreate(Skill):
         except BadWhen as e:
             raise SkillError(f"schedule.create: {e}", retryable=False) from e
         text = str(args.get("text") or "")
+        playbook, params = args.get("playbook"), args.get("params")  # a string and an object, by the schema
         new = NewTask(
             platform=ctx.platform, tenant=ctx.tenant, dedupe_key=ctx.idempotency_key,
             requester=ctx.requester, conversation=dict(ctx.conversation), text=text,
-            playbook=args.get("playbook"), params=dict(args.get("params") or {}) or None,
+            playbook=playbook if isinstance(playbook, str) else None,
+            params=dict(params) if isinstance(params, dict) and params else None,
         )  # fmt: skip
         name = str(args.get("name") or text or args.get("playbook"))[:120]
         tz = str(args.get("timezone") or "UTC")

@@ -115,7 +115,7 @@ class HttpFetch(Skill):
         headers = {"User-Agent": "Cowork/0.1 (+task bot)"}
         return aiohttp.ClientSession(timeout=timeout, connector=connector, headers=headers)
 
-    async def run(self, ctx: StepContext, args: dict[str, Any]) -> StepResult:
+    async def run(self, ctx: StepContext, args: Mapping[str, JSON]) -> StepResult:
         url = str(args.get("url") or "")
         try:
             async with self._session() as session:
@@ -179,7 +179,7 @@ class WebhookCall(Skill):
             "additionalProperties": False,
         }
 
-    async def run(self, ctx: StepContext, args: dict[str, Any]) -> StepResult:
+    async def run(self, ctx: StepContext, args: Mapping[str, JSON]) -> StepResult:
         name = str(args.get("webhook") or "")
         url = self.policy.webhooks.get(name)
         if url is None:

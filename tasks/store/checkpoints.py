@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, cast
 
+from tasks.rules.plans import StepJSON
 from tasks.rules.states import StepState, TaskState
 from tasks.skills.base import StepResult
 from tasks.store import statements as sql
@@ -22,17 +23,35 @@ _LIVE = [TaskState.RUNNING.value]
 _RELEASE: dict[str, Any] = {"lease_holder": None, "lease_expires_at": None}
 
 
-def step_rows(task_id: int, plan: dict[str, Any]) -> list[dict[str, Any]]:
-    """The step records of a new plan, before any of them ran."""
+class StepRow(TypedDict):
+    """A step record of a new plan, before it ran: the columns a `PlannedStep` takes."""
+
+    task_id: int
+    key: str
+    skill: str
+    args: dict[str, object]
+    depends_on: list[str]
+    position: int
+    state: str
+    attempts: int
+    tokens: int
+    cost: float
+    idempotency_key: str
+
+
+def step_rows(task_id: int, plan: Mapping[str, object]) -> list[StepRow]:
+    """The step records of a new plan, before any of them ran. The plan is a checked
+    one (`parse_plan`, a playbook's, `gate_plan`): its steps have the shape of `PlanStep.to_json`."""
+    steps = cast("list[StepJSON]", plan["steps"])
     return [
         {"task_id": task_id, "key": s["key"], "skill": s["skill"], "args": s.get("args") or {},
          "depends_on": list(s.get("depends_on") or []), "position": i, "state": StepState.PENDING.value,
          "attempts": 0, "tokens": 0, "cost": 0.0, "idempotency_key": f"task-{task_id}-{s['key']}"}
-        for i, s in enumerate(plan["steps"])
+        for i, s in enumerate(steps)
     ]  # fmt: skip
 
 
-def planned_steps(task_id: int, plan: dict[str, Any]) -> list[PlannedStep]:
+def planned_steps(task_id: int, plan: Mapping[str, object]) -> list[PlannedStep]:
     return [PlannedStep(**row) for row in step_rows(task_id, plan)]
 
 
@@ -49,7 +68,7 @@ class Checkpoints:
         await self.db.run(q, task_id)
 
     async def save_plan(
-        self, task_id: int, worker: str, plan: dict[str, Any], now: datetime, *, actor: str = "planner",
+        self, task_id: int, worker: str, plan: Mapping[str, object], now: datetime, *, actor: str = "planner",
         tokens: int = 0, cost: float = 0.0, from_queued: bool = False, wake_planning: bool = False,
         owner: Task,
     ) -> None:  # fmt: skip
@@ -61,7 +80,8 @@ class Checkpoints:
         def q(tx: Tx) -> None:
             if wake_planning:
                 tx.run(sql.WAKE_PLANNING, {"p_now": now})
-            for step in step_rows(task_id, plan):
+            rows = step_rows(task_id, plan)
+            for step in rows:
                 tx.insert_later(STEP, step)
             usage = {"tokens": tokens, "cost": round(cost, 6)} if tokens or cost else {}
             values: dict[str, Any] = {"plan": plan, "run_after": now}
@@ -71,7 +91,7 @@ class Checkpoints:
                 values["started_at"] = now
             row = self.store.transition(
                 tx, task_id, TaskState.RUNNING, actor=actor, now=now, fence=worker, kind="plan.ready",
-                detail={"steps": [s["key"] for s in plan["steps"]], "summary": plan.get("summary", ""),
+                detail={"steps": [s["key"] for s in rows], "summary": plan.get("summary", ""),
                         **usage},
                 values=values, add={"tokens": tokens, "cost": cost},
                 via=TaskState.PLANNING if from_queued else None, via_actor=worker, owner=owner,

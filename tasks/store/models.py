@@ -47,15 +47,15 @@ class Task(SQLModel, table=True):
     dedupe_key: str
     requester: str
     requester_name: str = ""
-    conversation: dict[str, Any] | None = _json()
+    conversation: dict[str, object] | None = _json()
     text: str = ""
     playbook: str | None = None
-    params: dict[str, Any] | None = _json()
+    params: dict[str, object] | None = _json()
     state: str = "queued"
-    plan: dict[str, Any] | None = _json()
+    plan: dict[str, object] | None = _json()
     error: str | None = None
     pause_reason: str | None = None
-    budget: dict[str, Any] | None = _json()
+    budget: dict[str, object] | None = _json()
     tokens: int = 0
     cost: float = 0.0
     steps_run: int = 0
@@ -75,12 +75,12 @@ class Step(SQLModel, table=True):
     task_id: int = Field(foreign_key="task.id", index=True)
     key: str
     skill: str
-    args: dict[str, Any] | None = _json()
+    args: dict[str, object] | None = _json()
     depends_on: list[str] | None = _json()
     position: int = 0
     state: str = "pending"
     attempts: int = 0
-    result: Any | None = _json()
+    result: object = _json()
     error: str | None = None
     idempotency_key: str | None = None
     intent_at: datetime | None = None
@@ -98,10 +98,10 @@ class Approval(SQLModel, table=True):
     step_key: str
     skill: str
     args_hash: str
-    summary: dict[str, Any] | None = _json()
+    summary: dict[str, object] | None = _json()
     approvers: list[str] | None = _json()
     required: int = 1
-    decisions: list[dict[str, Any]] | None = _json()
+    decisions: list[dict[str, object]] | None = _json()
     state: str = "pending"
     on_reject: str = "fail"
     expires_at: datetime
@@ -118,7 +118,7 @@ class Event(SQLModel, table=True):
     at: datetime
     actor: str
     kind: str
-    detail: dict[str, Any] | None = _json()
+    detail: dict[str, object] | None = _json()
 
 
 class Outbox(SQLModel, table=True):
@@ -132,15 +132,15 @@ class Outbox(SQLModel, table=True):
     platform: str
     kind: str
     card_key: str | None = None
-    conversation: dict[str, Any] | None = _json()
-    payload: dict[str, Any] | None = _json()
+    conversation: dict[str, object] | None = _json()
+    payload: dict[str, object] | None = _json()
     idempotency_key: str | None = None
     state: str = "pending"
     attempts: int = 0
     next_attempt_at: datetime
     created_at: datetime
     sent_at: datetime | None = None
-    message: dict[str, Any] | None = _json()
+    message: dict[str, object] | None = _json()
     error: str | None = None
 
 
@@ -149,7 +149,7 @@ class Card(SQLModel, table=True):
 
     card_key: str = Field(primary_key=True)
     platform: str
-    message: dict[str, Any] | None = _json()
+    message: dict[str, object] | None = _json()
     updated_at: datetime
 
 
@@ -161,10 +161,10 @@ class Schedule(SQLModel, table=True):
     platform: str
     tenant: str = ""
     requester: str
-    conversation: dict[str, Any] | None = _json()
+    conversation: dict[str, object] | None = _json()
     text: str = ""
     playbook: str | None = None
-    params: dict[str, Any] | None = _json()
+    params: dict[str, object] | None = _json()
     enabled: bool = True
     next_fire_at: datetime | None = None
     last_fired_at: datetime | None = None
@@ -199,7 +199,7 @@ class ChatMessage(SQLModel, table=True):
     thread: str | None = None
     user: str
     text: str = ""
-    card: dict[str, Any] | None = _json()
+    card: dict[str, object] | None = _json()
     html: str = ""
     key: str | None = None
     private_to: str | None = None

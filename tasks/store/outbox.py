@@ -29,7 +29,7 @@ from tasks.store.tx import Tx
 @dataclass(frozen=True)
 class Claimed:
     row: Outbox
-    message: dict[str, Any] | None  # the card's platform message, when it was posted before
+    message: dict[str, object] | None  # the card's platform message, when it was posted before
 
 
 class Outboxes:
@@ -162,8 +162,8 @@ class Outboxes:
 
         return await self.db.run(q)
 
-    async def card_message(self, key: str) -> dict[str, Any] | None:
-        def q(tx: Tx) -> dict[str, Any] | None:
+    async def card_message(self, key: str) -> dict[str, object] | None:
+        def q(tx: Tx) -> dict[str, object] | None:
             return tx.conn.execute(sql.card_message(key)).scalar()
 
         return await self.db.run(q)

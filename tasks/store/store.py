@@ -52,12 +52,12 @@ class NewTask:
     tenant: str
     dedupe_key: str
     requester: str
-    conversation: dict[str, Any] | None
+    conversation: dict[str, object] | None
     text: str = ""
     requester_name: str = ""
     playbook: str | None = None
-    params: dict[str, Any] | None = None
-    budget: dict[str, Any] | None = None
+    params: dict[str, object] | None = None
+    budget: dict[str, object] | None = None
 
 
 def _lease_race() -> Exception:

@@ -30,7 +30,7 @@ class Transcript:
         now: datetime,
         thread: str | None = None,
         text: str = "",
-        card: dict[str, Any] | None = None,
+        card: dict[str, object] | None = None,
         html: str = "",
         key: str | None = None,
         private_to: str | None = None,
@@ -57,7 +57,7 @@ class Transcript:
         return await self.db.run(q)
 
     async def update(
-        self, message_id: int, *, text: str, card: dict[str, Any] | None, html: str, now: datetime
+        self, message_id: int, *, text: str, card: dict[str, object] | None, html: str, now: datetime
     ) -> ChatMessage | None:
         """Edit a message in place; None when there is no such message."""
         values = {"text": text, "card": card, "html": html, "updated_at": now}

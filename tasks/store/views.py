@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
+from tasks.rules.json_types import JSON
 from tasks.store.models import Approval, Step, Task
 
 S = TypeVar("S", Step, "PlannedStep")
@@ -36,7 +37,7 @@ class PlannedStep:
     task_id: int
     key: str
     skill: str
-    args: dict[str, Any] | None
+    args: dict[str, object] | None
     depends_on: list[str] | None
     position: int
     state: str
@@ -44,7 +45,7 @@ class PlannedStep:
     attempts: int = 0
     tokens: int = 0
     cost: float = 0.0
-    result: Any | None = None
+    result: JSON = None
     error: str | None = None
     intent_at: datetime | None = None
     wake_at: datetime | None = None

@@ -1,9 +1,7 @@
 """Honest types (issue 11, item 5): the public signatures of the engine, store, planning and
 skills rooms name the real types. A public function, method, class attribute or module
 variable whose annotation mentions `Any` fails this scan unless it is on the allow-list
-below, each entry with the reason no honest type fits, or on the pending list of names not
-yet given their real types (mostly the JSON columns of the models and the skills' `args`),
-which may only shrink."""
+below, each entry with the reason no honest type fits."""
 
 from __future__ import annotations
 
@@ -46,73 +44,6 @@ ALLOWED: dict[str, str] = {
     "tasks/skills/mcp.py:McpTool.__init__": _MCP,
     "tasks/skills/mcp.py:list_tools": _MCP,
 }
-
-# Not yet given their real types: this list may only shrink (a name that no longer uses
-# `Any` must leave it, and no new name may join it).
-PENDING: set[str] = {
-    "tasks/engine/steps.py:TurnState.scope",
-    "tasks/store/checkpoints.py:step_rows",
-    "tasks/store/checkpoints.py:planned_steps",
-    "tasks/store/checkpoints.py:Checkpoints.save_plan",
-    "tasks/store/models.py:Task.conversation",
-    "tasks/store/models.py:Task.params",
-    "tasks/store/models.py:Task.plan",
-    "tasks/store/models.py:Task.budget",
-    "tasks/store/models.py:Step.args",
-    "tasks/store/models.py:Step.result",
-    "tasks/store/models.py:Approval.summary",
-    "tasks/store/models.py:Approval.decisions",
-    "tasks/store/models.py:Event.detail",
-    "tasks/store/models.py:Outbox.conversation",
-    "tasks/store/models.py:Outbox.payload",
-    "tasks/store/models.py:Outbox.message",
-    "tasks/store/models.py:Card.message",
-    "tasks/store/models.py:Schedule.conversation",
-    "tasks/store/models.py:Schedule.params",
-    "tasks/store/models.py:ChatMessage.card",
-    "tasks/store/outbox.py:Claimed.message",
-    "tasks/store/outbox.py:Outboxes.card_message",
-    "tasks/store/store.py:NewTask.conversation",
-    "tasks/store/store.py:NewTask.params",
-    "tasks/store/store.py:NewTask.budget",
-    "tasks/store/transcript.py:Transcript.add",
-    "tasks/store/transcript.py:Transcript.update",
-    "tasks/store/views.py:PlannedStep.args",
-    "tasks/store/views.py:PlannedStep.result",
-    "tasks/planning/plan_gate.py:PlanGate.run",
-    "tasks/planning/plan_gate.py:PlanGate.describe",
-    "tasks/planning/plan_gate.py:gate_plan",
-    "tasks/planning/planner.py:PlanDraft.plan",
-    "tasks/planning/playbooks.py:Playbook.steps",
-    "tasks/planning/playbooks.py:Playbook.budget",
-    "tasks/planning/playbooks.py:Playbook.bind",
-    "tasks/planning/playbooks.py:Playbook.plan",
-    "tasks/skills/arguments.py:playbook_error",
-    "tasks/skills/base.py:StepContext.conversation",
-    "tasks/skills/base.py:Skill.run",
-    "tasks/skills/base.py:Skill.reconcile",
-    "tasks/skills/base.py:Skill.preflight",
-    "tasks/skills/chat.py:ChatReader.__call__",
-    "tasks/skills/chat.py:ChatHistory.run",
-    "tasks/skills/core.py:TargetCheck.__call__",
-    "tasks/skills/core.py:Wait.run",
-    "tasks/skills/core.py:ChatPost.preflight",
-    "tasks/skills/core.py:ChatPost.run",
-    "tasks/skills/core.py:ChatPost.reconcile",
-    "tasks/skills/llm.py:Summarize.run",
-    "tasks/skills/llm.py:Draft.run",
-    "tasks/skills/llm_client.py:Completion.as_message",
-    "tasks/skills/llm_client.py:LLM.complete",
-    "tasks/skills/mail.py:build_message",
-    "tasks/skills/mail.py:EmailSend.run",
-    "tasks/skills/mcp.py:McpServer.extra",
-    "tasks/skills/mcp.py:McpServer.from_policy",
-    "tasks/skills/mcp.py:McpTool.run",
-    "tasks/skills/schedule.py:ScheduleCreate.run",
-    "tasks/skills/web.py:HttpFetch.run",
-    "tasks/skills/web.py:WebhookCall.run",
-}
-
 
 # `Select[Any]`: SQLAlchemy Core types a SELECT by its row tuple, and the columns of a
 # `Table` (`TASK.c.state`) are `Column[Any]`, so no honest row type exists for them; the
@@ -200,15 +131,13 @@ def _scanned() -> list[Path]:
 
 
 def test_public_signatures_of_the_task_rooms_do_not_use_any() -> None:
-    found = [name for path in _scanned() for name in _offences(path) if name not in set(ALLOWED) | PENDING]
+    found = [name for path in _scanned() for name in _offences(path) if name not in ALLOWED]
     assert found == []
 
 
 def test_the_allow_list_names_only_what_still_needs_it() -> None:
     found = {name for path in _scanned() for name in _offences(path)}
     assert set(ALLOWED) <= found, "remove allow-list entries that no longer use Any"
-    assert found >= PENDING, "remove pending entries that no longer use Any"
-    assert not set(ALLOWED) & PENDING
 
 
 def test_the_scan_sees_any_in_parameters_returns_attributes_and_strings() -> None:
