@@ -77,20 +77,8 @@ def coalesce(
     cards' changes made while it waited for a rate limit. A card whose carrier
     waits for a retry, or is being sent right now, or is `held` (a first post that
     waits for its task's plan), is left alone."""
-    carrier: dict[str, R] = {}
-    newest: dict[str, R] = {}
-    busy: set[str] = set(held)
-    for r in rows:
-        key = r.card_key
-        if key is None:
-            continue
-        if r.state == "sending" and r.next_attempt_at > now:
-            busy.add(key)
-            continue
-        if key not in carrier or r.id < carrier[key].id:
-            carrier[key] = r
-        if key not in newest or r.id > newest[key].id:
-            newest[key] = r
+    carrier, newest, busy = _cards(rows, now)
+    busy |= held
     picked: list[R] = []
     seen: set[str] = set()
     payloads: dict[int, Any] = {}
@@ -112,6 +100,26 @@ def coalesce(
     return Coalesced(picked, payloads, stale)
 
 
+def _cards(rows: Sequence[R], now: datetime) -> tuple[dict[str, R], dict[str, R], set[str]]:
+    """Per card: its oldest row not being sent (the carrier), its newest, and the
+    cards a process is sending right now."""
+    carrier: dict[str, R] = {}
+    newest: dict[str, R] = {}
+    busy: set[str] = set()
+    for r in rows:
+        key = r.card_key
+        if key is None:
+            continue
+        if r.state == "sending" and r.next_attempt_at > now:
+            busy.add(key)
+            continue
+        if key not in carrier or r.id < carrier[key].id:
+            carrier[key] = r
+        if key not in newest or r.id > newest[key].id:
+            newest[key] = r
+    return carrier, newest, busy
+
+
 def first_post_waits(asked_at: datetime, task_state: str | None, now: datetime, wait: float) -> bool:
     """Whether a task card never posted yet, asked for at `asked_at`, waits: its task
     is still busy (it may be about to plan or ask for an approval) and `wait`
@@ -131,12 +139,7 @@ def first_post_candidates(due: Sequence[R], rows: Sequence[R], now: datetime, wa
     company: dict[tuple[str, str, str], set[str | None]] = {}
     for r in due:
         company.setdefault(_thread(r), set()).add(r.card_key)
-    carrier: dict[str, R] = {}
-    for r in rows:
-        if r.card_key is None or (r.state == "sending" and r.next_attempt_at > now):
-            continue
-        if r.card_key not in carrier or r.id < carrier[r.card_key].id:
-            carrier[r.card_key] = r
+    carrier, _, _ = _cards(rows, now)
     return {k: r for k, r in carrier.items() if r.task_id is not None and r.kind == "task_card"
             and r.attempts == 0 and now - r.created_at < timedelta(seconds=wait)
             and company.get(_thread(r), set()) <= {k}}  # fmt: skip

@@ -175,10 +175,6 @@ class Store:
 
         return await self.db.run(q)
 
-    async def figures(self, now: datetime, buckets: Sequence[float]) -> Figures:
-        """The deployment's figures for /metrics; step latency counted into `buckets` (seconds)."""
-        return await self.db.run(lambda tx: read_figures(tx.conn, self.db.dialect, now, buckets))
-
     # -- claims and leases --------------------------------------------------
 
     async def claim(self, worker: str, limit: int, lease_seconds: float, now: datetime) -> list[int]:

@@ -9,7 +9,7 @@ import pytest
 
 from tasks.engine.controls import Controls
 from tasks.engine.engine import Engine, EngineConfig
-from tasks.planning.planner import PlanDraft, PlanSource
+from tasks.planning.planner import PlanSource
 from tasks.rules.policy import Policy, Rules
 from tasks.skills.base import Effect, Skill, SkillError, SkillRegistry, StepContext, StepResult
 from tasks.skills.core import core_skills
@@ -17,7 +17,7 @@ from tasks.store.db import Database
 from tasks.store.outbox import Outboxes
 from tasks.store.store import NewTask, Store
 from tests.conftest import Clock
-from tests.fakes.engine_harness import person, settle
+from tests.fakes.engine_harness import InlinePlanner, person, settle
 
 CONV = {"platform": "console", "tenant": "t1", "channel": "general", "thread": "m1", "extra": {}}
 
@@ -50,16 +50,6 @@ class Recorder(Skill):
 
     async def reconcile(self, ctx: StepContext, args: dict[str, Any]) -> StepResult | None:
         return StepResult(output={"did": args.get("what")}) if self.done.get(ctx.idempotency_key) else None
-
-
-class InlinePlanner:
-    """Plans come from the task text as JSON-ish steps given by the test."""
-
-    def __init__(self) -> None:
-        self.plans: dict[str, dict[str, Any]] = {}
-
-    async def plan(self, task: Any, known: list[str], rules: Any) -> PlanDraft:
-        return PlanDraft(self.plans[task.text])
 
 
 class Harness:
